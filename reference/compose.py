@@ -1,0 +1,110 @@
+"""Compose generated layer functions into networks, once for every backend.
+
+The rules (state index, direction order, reverse within lengths, dropout between layers)
+are those of ``rnnspec/specs/composition.toml``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from reference.cells import LayerFunction
+from rnnspec.spec import composition
+
+
+class ArrayOps(Protocol):
+    def masks(self, lengths: Any, steps: int) -> Any: ...
+    def reverse(self, x: Any, lengths: Any) -> Any: ...
+    def cat(self, parts: Sequence[Any]) -> Any: ...
+    def stack(self, parts: Sequence[Any]) -> Any: ...
+
+
+class NumpyOps:
+    @staticmethod
+    def masks(lengths: Any, steps: int) -> np.ndarray:
+        return (np.arange(steps)[:, None] < np.asarray(lengths)[None, :])[..., None]
+
+    @staticmethod
+    def reverse(x: np.ndarray, lengths: Any) -> np.ndarray:
+        if lengths is None:
+            return x[::-1]
+        index = _reverse_index(np.asarray(lengths), x.shape[0])
+        return np.take_along_axis(x, index[..., None], axis=0)
+
+    @staticmethod
+    def cat(parts: Sequence[np.ndarray]) -> np.ndarray:
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+
+    @staticmethod
+    def stack(parts: Sequence[np.ndarray]) -> np.ndarray:
+        return np.stack(parts)
+
+
+class TorchOps:
+    @staticmethod
+    def masks(lengths: Any, steps: int) -> Any:
+        import torch
+
+        return (torch.arange(steps, device=lengths.device)[:, None] < lengths[None, :])[..., None]
+
+    @staticmethod
+    def reverse(x: Any, lengths: Any) -> Any:
+        import torch
+
+        if lengths is None:
+            return x.flip(0)
+        index = torch.as_tensor(_reverse_index(lengths.cpu().numpy(), x.shape[0]), device=x.device)
+        return torch.gather(x, 0, index[..., None].expand(-1, -1, x.shape[-1]))
+
+    @staticmethod
+    def cat(parts: Sequence[Any]) -> Any:
+        import torch
+
+        return parts[0] if len(parts) == 1 else torch.cat(list(parts), dim=-1)
+
+    @staticmethod
+    def stack(parts: Sequence[Any]) -> Any:
+        import torch
+
+        return torch.stack(list(parts))
+
+
+def _reverse_index(lengths: np.ndarray, steps: int) -> np.ndarray:
+    """index[t, b] = lengths[b] - 1 - t inside the sequence, t on the padding."""
+    t = np.arange(steps)[:, None]
+    return np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
+
+
+def run(
+    layer: LayerFunction,
+    ops: ArrayOps,
+    x: Any,
+    states: Sequence[Any],
+    layer_weights: Callable[[int, int], Mapping[str, Any]],
+    num_layers: int,
+    num_directions: int,
+    lengths: Any = None,
+    between_layers: Callable[[Any], Any] | None = None,
+) -> tuple[Any, tuple[Any, ...]]:
+    """Run a time-major batched network; ``states`` are the stacked (L*D, B, size) states."""
+    masks = ops.masks(lengths, x.shape[0]) if lengths is not None else None
+    index_of = composition().index
+    finals: list[list[Any]] = [[None] * (num_layers * num_directions) for _ in states]
+    layer_input = x
+    for layer_number in range(num_layers):
+        outputs = []
+        for direction in range(num_directions):
+            index = index_of(layer_number, direction, num_directions)
+            initial = tuple(state[index] for state in states)
+            source = layer_input if direction == 0 else ops.reverse(layer_input, lengths)
+            output, final = layer(source, initial, **layer_weights(layer_number, direction), masks=masks)
+            outputs.append(output if direction == 0 else ops.reverse(output, lengths))
+            for kind, value in enumerate(final):
+                finals[kind][index] = value
+        layer_input = ops.cat(outputs)
+        if between_layers is not None and layer_number < num_layers - 1:
+            layer_input = between_layers(layer_input)
+    return layer_input, tuple(ops.stack(values) for values in finals)
