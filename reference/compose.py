@@ -100,7 +100,9 @@ def run(
             index = index_of(layer_number, direction, num_directions)
             initial = tuple(state[index] for state in states)
             source = layer_input if direction == 0 else ops.reverse(layer_input, lengths)
-            output, final = layer(source, initial, **layer_weights(layer_number, direction), masks=masks)
+            output, final = layer(
+                source, initial, **layer_weights(layer_number, direction), masks=masks
+            )
             outputs.append(output if direction == 0 else ops.reverse(output, lengths))
             for kind, value in enumerate(final):
                 finals[kind][index] = value

@@ -10,7 +10,6 @@ import numpy as np
 from reference import compose
 from reference.cells import layer_function
 from rnnspec.config import RNNConfig, canonical_name
-from rnnspec.spec import Spec
 
 StateOut = Any  # h_n, or a tuple (h_n, c_n) for cells with several states
 
@@ -21,7 +20,6 @@ def forward(
     x: np.ndarray,
     hx: np.ndarray | Sequence[np.ndarray] | None = None,
     lengths: Sequence[int] | np.ndarray | None = None,
-    extra: Mapping[str, Spec] | None = None,
 ) -> tuple[np.ndarray, StateOut]:
     """Run the network like ``torch.nn`` would, in the dtype of ``x`` (float64 for gold).
 
@@ -30,7 +28,7 @@ def forward(
     length are output as zeros). Returns ``(output, h_n)`` or ``(output, (h_n, c_n))``.
     Dropout is not applied (evaluation mode).
     """
-    cell = config.resolve(extra)
+    cell = config.resolve()
     unbatched = x.ndim == 2
     if unbatched:
         x = x[:, None]
@@ -40,7 +38,11 @@ def forward(
     states = _initial_states(config, cell, hx, batch, unbatched, x.dtype)
     zero_bias = {}
     if not config.bias:
-        zero_bias = {p.name: np.zeros(p.shape(config.sizes(0))[0], x.dtype) for p in cell.parameters if p.bias}
+        zero_bias = {
+            p.name: np.zeros(p.shape(config.sizes(0))[0], x.dtype)
+            for p in cell.parameters
+            if p.bias
+        }
 
     def layer_weights(layer: int, direction: int) -> dict[str, Any]:
         active = cell.active_parameters(bias=config.bias, proj=config.proj_size > 0)
@@ -48,8 +50,13 @@ def forward(
         return {**zero_bias, **found}
 
     output, finals = compose.run(
-        layer_function(cell, "numpy"), compose.NumpyOps(), x, states, layer_weights,
-        config.num_layers, config.num_directions,
+        layer_function(cell, "numpy"),
+        compose.NumpyOps(),
+        x,
+        states,
+        layer_weights,
+        config.num_layers,
+        config.num_directions,
         lengths=None if lengths is None else np.asarray(lengths),
     )
     if unbatched:

@@ -8,7 +8,6 @@ of the specs is available, on any device and dtype, with autograd.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -18,7 +17,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from reference import compose
 from reference.cells import layer_function
 from rnnspec.config import RNNConfig, canonical_name
-from rnnspec.spec import Spec
+from rnnspec.protocol import torch_nn_kwargs
 
 _TORCH_MODULES = {"RNN": nn.RNN, "GRU": nn.GRU, "LSTM": nn.LSTM}
 
@@ -31,14 +30,13 @@ class RNN(nn.Module):
         config: RNNConfig,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
-        extra: Mapping[str, Spec] | None = None,
     ) -> None:
         super().__init__()
         self.config = config
-        self.cell = config.resolve(extra)
+        self.cell = config.resolve()
         self._layer = layer_function(self.cell, "torch")
         bound = 1.0 / math.sqrt(config.hidden_size)
-        for name, shape in config.parameter_shapes(extra).items():
+        for name, shape in config.parameter_shapes().items():
             tensor = torch.empty(shape, device=device, dtype=dtype)
             if tensor.device.type != "meta":
                 nn.init.uniform_(tensor, -bound, bound)
@@ -88,8 +86,14 @@ class RNN(nn.Module):
             x = x.transpose(0, 1)
         states = self._initial_states(x, hx, unbatched)
         output, finals = compose.run(
-            self._layer, compose.TorchOps(), x, states, self._layer_weights,
-            config.num_layers, config.num_directions, lengths=lengths,
+            self._layer,
+            compose.TorchOps(),
+            x,
+            states,
+            self._layer_weights,
+            config.num_layers,
+            config.num_directions,
+            lengths=lengths,
             between_layers=self._dropout if self.training and config.dropout > 0 else None,
         )
         if packed:
@@ -123,18 +127,26 @@ class RNN(nn.Module):
             return [x.new_zeros(shape) for shape in shapes]
         names = [state.name for state in self.cell.states]
         if len(shapes) > 1 and not isinstance(hx, tuple | list):
-            raise TypeError(f"{type(self).__name__}: hx must be a tuple ({', '.join(names)}), got {type(hx).__name__}")
+            raise TypeError(
+                f"{type(self).__name__}: hx must be a tuple ({', '.join(names)}), got {type(hx).__name__}"
+            )
         given = list(hx) if len(shapes) > 1 else [hx]
         if len(given) != len(shapes) or not all(isinstance(state, Tensor) for state in given):
-            raise TypeError(f"{type(self).__name__}: hx must be {len(shapes)} tensor(s) ({', '.join(names)})")
+            raise TypeError(
+                f"{type(self).__name__}: hx must be {len(shapes)} tensor(s) ({', '.join(names)})"
+            )
         if unbatched:
             for name, state in zip(names, given, strict=True):
                 if state.dim() != 2:
-                    raise RuntimeError(f"For unbatched 2-D input, {name}0 should also be 2-D but got {state.dim()}-D tensor")
+                    raise RuntimeError(
+                        f"For unbatched 2-D input, {name}0 should also be 2-D but got {state.dim()}-D tensor"
+                    )
             given = [state.unsqueeze(1) for state in given]
         for name, state, shape in zip(names, given, shapes, strict=True):
             if tuple(state.shape) != shape:
-                raise RuntimeError(f"Expected hidden size {shape} for {name}0, got {tuple(state.shape)}")
+                raise RuntimeError(
+                    f"Expected hidden size {shape} for {name}0, got {tuple(state.shape)}"
+                )
             if state.device != x.device:
                 raise RuntimeError(
                     f"Input and hidden tensors are not at the same device, found input tensor at "
@@ -145,11 +157,21 @@ class RNN(nn.Module):
 
 def from_torch(module: nn.RNNBase, cell: str | None = None) -> RNN:
     """A reference network with the configuration and weights of a ``torch.nn`` RNN."""
-    kind = cell or {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "elman", "RNN_RELU": "elman:relu"}[module.mode]
+    kind = (
+        cell
+        or {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "elman", "RNN_RELU": "elman:relu"}[
+            module.mode
+        ]
+    )
     config = RNNConfig(
-        cell=kind, input_size=module.input_size, hidden_size=module.hidden_size,
-        num_layers=module.num_layers, bidirectional=module.bidirectional, bias=module.bias,
-        batch_first=module.batch_first, proj_size=getattr(module, "proj_size", 0),
+        cell=kind,
+        input_size=module.input_size,
+        hidden_size=module.hidden_size,
+        num_layers=module.num_layers,
+        bidirectional=module.bidirectional,
+        bias=module.bias,
+        batch_first=module.batch_first,
+        proj_size=getattr(module, "proj_size", 0),
         dropout=module.dropout,
     )
     first = next(module.parameters())
@@ -163,13 +185,5 @@ def torch_module(config: RNNConfig, device: Any = None, dtype: Any = None) -> nn
     equivalent = config.resolve().torch
     if equivalent is None:
         raise ValueError(f"{config.cell} has no torch.nn equivalent")
-    kwargs: dict[str, Any] = dict(
-        input_size=config.input_size, hidden_size=config.hidden_size,
-        num_layers=config.num_layers, bias=config.bias, batch_first=config.batch_first,
-        dropout=config.dropout, bidirectional=config.bidirectional, device=device, dtype=dtype,
-    )
-    if equivalent.nonlinearity:
-        kwargs["nonlinearity"] = equivalent.nonlinearity
-    if config.proj_size:
-        kwargs["proj_size"] = config.proj_size
-    return _TORCH_MODULES[equivalent.module](**kwargs)
+    module_class = _TORCH_MODULES[equivalent.module]
+    return module_class(**torch_nn_kwargs(config), device=device, dtype=dtype)

@@ -34,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     show = commands.add_parser(
-        "show", help="render a spec's equations (no SPEC: list the shipped specs)",
+        "show",
+        help="render a spec's equations (no SPEC: list the shipped specs)",
         description="Render the equations of a cell: a shipped kind with an optional variant "
         "(lstm, gru:reset_before, elman:relu), 'composition', or a path to a spec file. "
         "Without SPEC, list the shipped specs and their variants.",
@@ -47,13 +48,18 @@ def _parser() -> argparse.ArgumentParser:
     list_specs.set_defaults(run=_list_specs)
 
     generate = commands.add_parser(
-        "generate", help="write reference/ from the specs",
+        "generate",
+        help="write reference/ from the specs",
         description="Write the generated reference modules (one per cell kind per backend). "
         "With --check, write nothing and exit 1 when the files on disk are stale.",
     )
     generate.add_argument("--check", action="store_true", help="exit 1 if reference/ is stale")
-    generate.add_argument("--out", type=Path, default=REFERENCE_DIR,
-                          help="the reference package directory (default: %(default)s)")
+    generate.add_argument(
+        "--out",
+        type=Path,
+        default=REFERENCE_DIR,
+        help="the reference package directory (default: %(default)s)",
+    )
     generate.set_defaults(run=_generate)
     return parser
 
@@ -79,13 +85,19 @@ def _list_specs(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     files = codegen.expected_files(spec.shipped_specs(), args.out)
-    stale = [path for path, text in files.items()
-             if not path.exists() or path.read_text(encoding="utf-8") != text]
+    stale = [
+        path
+        for path, text in files.items()
+        if not path.exists() or path.read_text(encoding="utf-8") != text
+    ]
     if args.check:
         for path in stale:
             print(f"stale: {path}")
-        print("reference/ is up to date" if not stale else
-              f"{len(stale)} stale file(s); run `rnnspec generate`")
+        print(
+            "reference/ is up to date"
+            if not stale
+            else f"{len(stale)} stale file(s); run `rnnspec generate`"
+        )
         return 1 if stale else 0
     for path in stale:
         path.parent.mkdir(parents=True, exist_ok=True)

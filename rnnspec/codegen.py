@@ -12,6 +12,7 @@ import hashlib
 import linecache
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 
@@ -23,8 +24,22 @@ from rnnspec.spec import INPUT, Cell, Parameter, Spec
 GENERATOR = "rnnspec.codegen"
 BACKENDS = ("numpy", "torch")
 RESERVED_LOCALS = frozenset(
-    {"state", "masks", "steps", "batch", "outputs", "out", "keep", "t", "gates", "x_proj",
-     "x_proj_t", "x_t", "np", "torch"}
+    {
+        "state",
+        "masks",
+        "steps",
+        "batch",
+        "outputs",
+        "out",
+        "keep",
+        "t",
+        "gates",
+        "x_proj",
+        "x_proj_t",
+        "x_t",
+        "np",
+        "torch",
+    }
 )
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2}
 
@@ -104,10 +119,22 @@ def generate_module(spec: Spec, backend: str) -> str:
     """The source of one module: a layer function for every variant of ``spec``."""
     chosen = BACKEND_BY_NAME[backend]
     functions = [_FunctionWriter(cell, chosen).write() for cell in spec.cells.values()]
-    docstring = f'"""{spec.cells[spec.base_variant].title}: reference layers ({backend}, generated)."""'
+    docstring = (
+        f'"""{spec.cells[spec.base_variant].title}: reference layers ({backend}, generated)."""'
+    )
     names = ", ".join(f'"{cell.function_name}"' for cell in spec.cells.values())
-    parts = [header(spec, backend), docstring, "", "from __future__ import annotations", "",
-             chosen.imports, "", f"__all__ = [{names}]", "", *functions]
+    parts = [
+        header(spec, backend),
+        docstring,
+        "",
+        "from __future__ import annotations",
+        "",
+        chosen.imports,
+        "",
+        f"__all__ = [{names}]",
+        "",
+        *functions,
+    ]
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -157,9 +184,7 @@ class _FunctionWriter:
         self.b = backend
         self.params = {param.name: param for param in cell.parameters}
         self.states = [state.name for state in cell.states]
-        self.equations = [
-            (eq.target, _normalize(eq.expr, self.params)) for eq in cell.equations
-        ]
+        self.equations = [(eq.target, _normalize(eq.expr, self.params)) for eq in cell.equations]
         for target, _ in self.equations:
             if target in RESERVED_LOCALS:
                 raise CodegenError(f"{cell.name}: {target!r} is a name the generator reserves")
@@ -192,7 +217,8 @@ class _FunctionWriter:
         begin = "" if start == 0 else (dim if start == 1 else f"{start} * {dim}")
         end_block = start + count
         end = (
-            "" if end_block == len(param.blocks)
+            ""
+            if end_block == len(param.blocks)
             else (dim if end_block == 1 else f"{end_block} * {dim}")
         )
         return f"{begin} : {end}".strip() if begin and end else f"{begin}:{end}"
@@ -231,8 +257,11 @@ class _FunctionWriter:
 
     def _is_input_product(self, term: Expr, gate: str) -> bool:
         return (
-            isinstance(term, BinOp) and term.op == "@" and term.right == Name(INPUT)
-            and isinstance(term.left, Block) and term.left.gate == gate
+            isinstance(term, BinOp)
+            and term.op == "@"
+            and term.right == Name(INPUT)
+            and isinstance(term.left, Block)
+            and term.left.gate == gate
         )
 
     def _is_hoistable_bias(self, term: Expr, gate: str) -> bool:
@@ -250,7 +279,9 @@ class _FunctionWriter:
                         continue
                     operand = self._render(node.right, current, None)
                     key = (node.left.param, operand)
-                    group = self.groups.setdefault(key, _Group(self.params[node.left.param], operand))
+                    group = self.groups.setdefault(
+                        key, _Group(self.params[node.left.param], operand)
+                    )
                     if node.left.gate not in group.blocks:
                         group.blocks.append(node.left.gate)
             if target in self.states:
@@ -279,8 +310,14 @@ class _FunctionWriter:
             self.prelude.append(f"{group.weight} = {self.b.transpose.format(source)}")
 
     # -- rendering ----------------------------------------------------------------------
-    def _render(self, expr: Expr, names: dict[str, str], own: tuple[str, str, bool] | None,
-                parent: int = 0, right: bool = False) -> str:
+    def _render(
+        self,
+        expr: Expr,
+        names: dict[str, str],
+        own: tuple[str, str, bool] | None,
+        parent: int = 0,
+        right: bool = False,
+    ) -> str:
         """Code for ``expr``; ``own`` = (gate, rows, fused): that gate's blocks cover ``rows``."""
         if isinstance(expr, Number):
             return repr(int(expr.value)) if expr.value.is_integer() else repr(expr.value)
@@ -348,7 +385,13 @@ class _FunctionWriter:
                 i += len(run)
                 continue
             if target in cell.gates and (self.slab_param or fused_pre):
-                code = self._render_gate(target, expr, names, ":" if len(cell.gates) == 1 else self._gate_slice(target, 1), fused_pre)
+                code = self._render_gate(
+                    target,
+                    expr,
+                    names,
+                    ":" if len(cell.gates) == 1 else self._gate_slice(target, 1),
+                    fused_pre,
+                )
             else:
                 code = self._render(expr, names, None)
             self.body.append(f"{self._local(target)} = {code}")
@@ -363,11 +406,19 @@ class _FunctionWriter:
             return False
         keys = set()
         for gate, expr in self.gate_eqs:
-            rest = [t for t in notation.summands(_preactivation(expr)[1])
-                    if not self._is_input_product(t, gate) and not self._is_hoistable_bias(t, gate)]
-            if len(rest) != 1 or not (isinstance(rest[0], BinOp) and rest[0].op == "@"
-                                      and isinstance(rest[0].left, Block) and rest[0].left.gate == gate
-                                      and isinstance(rest[0].right, Name) and rest[0].right.id in self.states):
+            rest = [
+                t
+                for t in notation.summands(_preactivation(expr)[1])
+                if not self._is_input_product(t, gate) and not self._is_hoistable_bias(t, gate)
+            ]
+            if len(rest) != 1 or not (
+                isinstance(rest[0], BinOp)
+                and rest[0].op == "@"
+                and isinstance(rest[0].left, Block)
+                and rest[0].left.gate == gate
+                and isinstance(rest[0].right, Name)
+                and rest[0].right.id in self.states
+            ):
                 return False
             keys.add((rest[0].left.param, rest[0].right.id))
         if len(keys) != 1:
@@ -380,7 +431,12 @@ class _FunctionWriter:
         return self._range(self.slab_param, gate, count)
 
     def _render_gate(
-        self, gate: str, expr: Expr, names: dict[str, str], rows: str, fused_pre: bool,
+        self,
+        gate: str,
+        expr: Expr,
+        names: dict[str, str],
+        rows: str,
+        fused_pre: bool,
         fused_run: bool = False,
     ) -> str:
         func, pre = _preactivation(expr)
@@ -388,8 +444,11 @@ class _FunctionWriter:
         if fused_pre:
             pre_code = f"gates[{column}]" if rows != ":" else "gates"
         else:
-            rest = [t for t in notation.summands(pre)
-                    if not self._is_input_product(t, gate) and not self._is_hoistable_bias(t, gate)]
+            rest = [
+                t
+                for t in notation.summands(pre)
+                if not self._is_input_product(t, gate) and not self._is_hoistable_bias(t, gate)
+            ]
             slab = f"x_proj_t[{column}]" if rows != ":" else "x_proj_t"
             parts = [slab] + [self._render(t, names, (gate, rows, fused_run), 1) for t in rest]
             pre_code = " + ".join(parts).replace("+ -", "- ")
@@ -406,7 +465,17 @@ class _FunctionWriter:
                 break
             if run and self.cell.gates.index(target) != self.cell.gates.index(run[-1][0]) + 1:
                 break
-            form = self._dry_run(lambda: self._render_gate(target, expr, {n: n for n in self.states}, "ROWS", fused_pre, True))
+            form = self._dry_run(
+                partial(
+                    self._render_gate,
+                    target,
+                    expr,
+                    dict(zip(self.states, self.states, strict=True)),
+                    "ROWS",
+                    fused_pre,
+                    True,
+                )
+            )
             if template is not None and form != template:
                 break
             template = form
@@ -415,15 +484,21 @@ class _FunctionWriter:
 
     def _dry_run(self, render: Callable[[], str]) -> str:
         """Render without keeping any side effect (prelude lines, emitted products)."""
-        saved = (list(self.body), list(self.prelude), dict(self.locals),
-                 {key: group.emitted for key, group in self.groups.items()})
+        saved = (
+            list(self.body),
+            list(self.prelude),
+            dict(self.locals),
+            {key: group.emitted for key, group in self.groups.items()},
+        )
         code = render()
         self.body, self.prelude, self.locals = saved[0], saved[1], saved[2]
         for key, emitted in saved[3].items():
             self.groups[key].emitted = emitted
         return code
 
-    def _write_run(self, run: list[tuple[str, Expr]], names: dict[str, str], fused_pre: bool) -> None:
+    def _write_run(
+        self, run: list[tuple[str, Expr]], names: dict[str, str], fused_pre: bool
+    ) -> None:
         first, expr = run[0]
         rows = self._gate_slice(first, len(run))
         code = self._render_gate(first, expr, names, rows, fused_pre, True)
@@ -434,15 +509,23 @@ class _FunctionWriter:
         cell, b = self.cell, self.b
         required = [p.name for p in cell.parameters if p.optional is None]
         optional = [p.name for p in cell.parameters if p.optional is not None]
-        signature = ", ".join(["x", "state", *required, *(f"{name}=None" for name in optional), "masks=None"])
+        signature = ", ".join(
+            ["x", "state", *required, *(f"{name}=None" for name in optional), "masks=None"]
+        )
         states = [s.name for s in cell.states]
         unpack = f"{', '.join(states)}{',' if len(states) == 1 else ''} = state"
         lines = [f"def {cell.function_name}({signature}):"]
-        lines.append(f'    """{cell.title}{"" if cell.is_base else f" ({cell.variant})"}: {cell.summary}')
+        lines.append(
+            f'    """{cell.title}{"" if cell.is_base else f" ({cell.variant})"}: {cell.summary}'
+        )
         lines.append("")
-        lines.append("    One layer, one direction. x: (T, B, input); state: "
-                     f"({', '.join(states)}{',' if len(states) == 1 else ''}); masks: (T, B, 1) bool or None.")
-        lines.append(f"    Returns (output (T, B, {cell.output}), ({', '.join(states)}{',' if len(states) == 1 else ''})).")
+        lines.append(
+            "    One layer, one direction. x: (T, B, input); state: "
+            f"({', '.join(states)}{',' if len(states) == 1 else ''}); masks: (T, B, 1) bool or None."
+        )
+        lines.append(
+            f"    Returns (output (T, B, {cell.output}), ({', '.join(states)}{',' if len(states) == 1 else ''}))."
+        )
         lines.append('    """')
         lines.append(f"    {unpack}")
         for line in [*self.dim_lines, *self.prelude]:
@@ -458,7 +541,9 @@ class _FunctionWriter:
         del step_var
         if fused_pre:
             group = next(g for g in self.groups.values() if g.blocks == list(cell.gates))
-            lines.append(f"        gates = {b.addmm.format(bias='x_proj_t', a=group.operand, b=group.weight)}")
+            lines.append(
+                f"        gates = {b.addmm.format(bias='x_proj_t', a=group.operand, b=group.weight)}"
+            )
         body = [line.replace(f"{INPUT}_proj", "x_proj") for line in self.body]
         if not self.slab_param:
             body = [line.replace(" x @", " x_t @").replace("(x @", "(x_t @") for line in body]
@@ -473,12 +558,16 @@ class _FunctionWriter:
         lines.append("            keep = masks[t]")
         lines.append(f"            outputs.append({b.where.format('keep', out, '0.0')})")
         for name in states:
-            lines.append(f"            {name}_next = {b.where.format('keep', f'{name}_next', name)}")
+            lines.append(
+                f"            {name}_next = {b.where.format('keep', f'{name}_next', name)}"
+            )
         lines.append("        else:")
         lines.append(f"            outputs.append({out})")
         nexts = ", ".join(f"{name}_next" for name in states)
         lines.append(f"        {', '.join(states)} = {nexts}")
-        lines.append(f"    return {b.stack.format('outputs')}, ({', '.join(states)}{',' if len(states) == 1 else ''})")
+        lines.append(
+            f"    return {b.stack.format('outputs')}, ({', '.join(states)}{',' if len(states) == 1 else ''})"
+        )
         return "\n".join(lines) + "\n\n"
 
     def _slab_code(self) -> tuple[str, str]:
@@ -488,7 +577,7 @@ class _FunctionWriter:
         weight = b.transpose.format(param.name)
         flat = "x.reshape(-1, x.shape[-1])"
         runs: list[tuple[tuple[str, ...], list[str]]] = []
-        for gate, names in zip(self.cell.gates, self.slab_biases):
+        for gate, names in zip(self.cell.gates, self.slab_biases, strict=True):
             if runs and runs[-1][0] == names:
                 runs[-1][1].append(gate)
             else:
@@ -497,10 +586,18 @@ class _FunctionWriter:
         for names, gates in runs:
             rows = self._range(param, gates[0], len(gates))
             if not names:
-                count = f"{len(gates)} * {self._block_size(param)}" if len(gates) > 1 else self._block_size(param)
-                pieces.append(b.zeros.format(param.name, count if rows != ":" else f"{param.name}.shape[0]"))
+                count = (
+                    f"{len(gates)} * {self._block_size(param)}"
+                    if len(gates) > 1
+                    else self._block_size(param)
+                )
+                pieces.append(
+                    b.zeros.format(param.name, count if rows != ":" else f"{param.name}.shape[0]")
+                )
             else:
-                pieces.append(" + ".join(name if rows == ":" else f"{name}[{rows}]" for name in names))
+                pieces.append(
+                    " + ".join(name if rows == ":" else f"{name}[{rows}]" for name in names)
+                )
         if all(not names for names, _ in runs):
             projection = f"{flat} @ {weight}"
         else:
@@ -531,6 +628,3 @@ def _normalize(expr: Expr, params: dict[str, Parameter]) -> Expr:
     if isinstance(expr, Call):
         return Call(expr.func, tuple(_normalize(arg, params) for arg in expr.args))
     return expr
-
-
-Renderer = Callable[[Expr], str]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from rnnspec.errors import ConfigError
-from rnnspec.spec import Cell, Spec, resolve
+from rnnspec.spec import Cell, resolve
 
 
 @dataclass(frozen=True)
@@ -47,8 +46,8 @@ class RNNConfig:
     def output_size(self) -> int:
         return self.proj_size or self.hidden_size
 
-    def resolve(self, extra: Mapping[str, Spec] | None = None) -> Cell:
-        cell = resolve(self.cell, extra)
+    def resolve(self) -> Cell:
+        cell = resolve(self.cell)
         if self.proj_size and not cell.supports_proj:
             raise ConfigError(f"{cell.name} has no projection; proj_size must be 0")
         return cell
@@ -64,8 +63,11 @@ class RNNConfig:
         parts = [self.cell, f"I={self.input_size}", f"H={self.hidden_size}"]
         if self.num_layers > 1:
             parts.append(f"layers={self.num_layers}")
-        flags = {"bidirectional": self.bidirectional, "batch_first": self.batch_first,
-                 "no-bias": not self.bias}
+        flags = {
+            "bidirectional": self.bidirectional,
+            "batch_first": self.batch_first,
+            "no-bias": not self.bias,
+        }
         parts.extend(name for name, on in flags.items() if on)
         if self.proj_size:
             parts.append(f"proj={self.proj_size}")
@@ -77,8 +79,11 @@ class RNNConfig:
         return self.input_size if layer == 0 else self.num_directions * self.output_size
 
     def sizes(self, layer: int) -> dict[str, int]:
-        return {"input": self.layer_input_size(layer), "hidden": self.hidden_size,
-                "proj": self.output_size}
+        return {
+            "input": self.layer_input_size(layer),
+            "hidden": self.hidden_size,
+            "proj": self.output_size,
+        }
 
     def state_shapes(self, cell: Cell, batch: int | None) -> list[tuple[int, ...]]:
         """Shapes of h0/c0 (and h_n/c_n): (L*D, B, size), or (L*D, size) when unbatched."""
@@ -89,9 +94,9 @@ class RNNConfig:
             shapes.append((stacked, batch, size) if batch is not None else (stacked, size))
         return shapes
 
-    def parameter_shapes(self, extra: Mapping[str, Spec] | None = None) -> dict[str, tuple[int, ...]]:
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         """Canonical names and shapes, in PyTorch's order: per layer, per direction."""
-        cell = self.resolve(extra)
+        cell = self.resolve()
         active = cell.active_parameters(bias=self.bias, proj=self.proj_size > 0)
         shapes = {}
         for layer in range(self.num_layers):

@@ -15,7 +15,10 @@ from rnnspec.errors import Location, SpecSyntaxError
 
 FUNCTIONS = frozenset({"sigmoid", "tanh", "relu", "hard_sigmoid", "identity"})
 _ARITHMETIC: Mapping[str, Callable[[float, float], float]] = {
-    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
 }
 BINARY_OPERATORS: Mapping[type[ast.operator], str] = {
     ast.Add: "+",

@@ -6,8 +6,13 @@ from rnnspec.notation import BinOp, Block, Call, Expr, Name, Neg, Number
 from rnnspec.spec import Cell, Composition
 
 FORMATS = ("text", "markdown", "latex")
-_LATEX_FUNCTIONS = {"sigmoid": r"\sigma", "tanh": r"\tanh", "relu": r"\operatorname{relu}",
-                    "hard_sigmoid": r"\operatorname{hard\_sigmoid}", "identity": ""}
+_LATEX_FUNCTIONS = {
+    "sigmoid": r"\sigma",
+    "tanh": r"\tanh",
+    "relu": r"\operatorname{relu}",
+    "hard_sigmoid": r"\operatorname{hard\_sigmoid}",
+    "identity": "",
+}
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2}
 
 
@@ -16,28 +21,61 @@ def render(cell: Cell, fmt: str = "text") -> str:
         raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     title = f"{cell.title} — {cell.name}"
     gates = ", ".join(cell.gates)
-    params = [f"{p.name}{'[' + ','.join(p.blocks) + ']' if p.stacked else ''}: "
-              f"({', '.join(p.block_shape)}){' per block' if p.stacked else ''}"
-              f"{' (bias)' if p.bias else ''}{' (when proj_size > 0)' if p.optional else ''}"
-              for p in cell.parameters]
-    states = [f"{s.name}: {s.size}" + (f", projected by {s.projection} to proj" if s.projection else "")
-              for s in cell.states]
+    params = [
+        f"{p.name}{'[' + ','.join(p.blocks) + ']' if p.stacked else ''}: "
+        f"({', '.join(p.block_shape)}){' per block' if p.stacked else ''}"
+        f"{' (bias)' if p.bias else ''}{' (when proj_size > 0)' if p.optional else ''}"
+        for p in cell.parameters
+    ]
+    states = [
+        f"{s.name}: {s.size}" + (f", projected by {s.projection} to proj" if s.projection else "")
+        for s in cell.states
+    ]
     if fmt == "latex":
         lines = [_latex(eq.target, eq.expr, cell) for eq in cell.equations]
         return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}\n"
-    equations = [f"{eq.target}' = {_text(eq.expr, cell)}" if eq.target in {s.name for s in cell.states}
-                 else f"{eq.target} = {_text(eq.expr, cell)}" for eq in cell.equations]
+    equations = [
+        f"{eq.target}' = {_text(eq.expr, cell)}"
+        if eq.target in {s.name for s in cell.states}
+        else f"{eq.target} = {_text(eq.expr, cell)}"
+        for eq in cell.equations
+    ]
     if fmt == "markdown":
-        return "\n".join([
-            f"### {title}", "", cell.summary, "", f"Gates, in stacking order: ({gates})", "",
-            "| state | size |", "|---|---|", *(f"| {s} |".replace(": ", " | ") for s in states), "",
-            "```", *equations, "```", "", "Parameters:", "", *(f"- `{p}`" for p in params), "",
-        ])
-    return "\n".join([
-        title, cell.summary, f"gates: ({gates})", "state: " + "; ".join(states),
-        "parameters:", *(f"  {p}" for p in params), "equations (in order; primed = new value):",
-        *(f"  {line}" for line in equations), "",
-    ])
+        return "\n".join(
+            [
+                f"### {title}",
+                "",
+                cell.summary,
+                "",
+                f"Gates, in stacking order: ({gates})",
+                "",
+                "| state | size |",
+                "|---|---|",
+                *(f"| {s} |".replace(": ", " | ") for s in states),
+                "",
+                "```",
+                *equations,
+                "```",
+                "",
+                "Parameters:",
+                "",
+                *(f"- `{p}`" for p in params),
+                "",
+            ]
+        )
+    return "\n".join(
+        [
+            title,
+            cell.summary,
+            f"gates: ({gates})",
+            "state: " + "; ".join(states),
+            "parameters:",
+            *(f"  {p}" for p in params),
+            "equations (in order; primed = new value):",
+            *(f"  {line}" for line in equations),
+            "",
+        ]
+    )
 
 
 def render_composition(composition: Composition) -> str:
@@ -89,7 +127,9 @@ def _latex_expr(expr: Expr, cell: Cell, parent: int = 0, right: bool = False) ->
     left = _latex_expr(expr.left, cell, precedence)
     right_code = _latex_expr(expr.right, cell, precedence, True)
     code = f"{left} {op} {right_code}".replace("  ", " ")
-    return rf"\left({code}\right)" if precedence < parent or (right and precedence == parent) else code
+    return (
+        rf"\left({code}\right)" if precedence < parent or (right and precedence == parent) else code
+    )
 
 
 def _symbol(cell: Cell, name: str, gate: str) -> str:

@@ -171,10 +171,25 @@ def shipped_specs() -> dict[str, Spec]:
     return {spec.kind: spec for spec in specs}
 
 
-def resolve(name: str, extra: Mapping[str, Spec] | None = None) -> Cell:
+_registered: dict[str, Spec] = {}
+
+
+def register(spec: Spec) -> Spec:
+    """Make a user's spec resolvable by kind name (``--spec FILE`` does this)."""
+    if spec.kind in shipped_specs() and shipped_specs()[spec.kind].digest != spec.digest:
+        raise SpecSemanticError(f"{spec.path}: kind {spec.kind!r} is already a shipped spec")
+    _registered[spec.kind] = spec
+    return spec
+
+
+def all_specs() -> dict[str, Spec]:
+    return {**shipped_specs(), **_registered}
+
+
+def resolve(name: str) -> Cell:
     """``"lstm"``, ``"gru:reset_before"`` or a path to a spec file, to a cell."""
     kind, _, variant = name.partition(":")
-    specs = {**shipped_specs(), **(extra or {})}
+    specs = all_specs()
     if kind.endswith(".toml"):
         spec = load(Path(kind))
     elif kind in specs:
@@ -302,7 +317,9 @@ def _build_cell(
     gates = tuple(cell.get("gates", ()))
     if not gates or not all(isinstance(gate, str) for gate in gates):
         raise SpecSemanticError("[cell] needs a non-empty list 'gates'", source.locate_key("cell"))
-    states = tuple(_state(name, table, source) for name, table in _table(data, "state", source).items())
+    states = tuple(
+        _state(name, table, source) for name, table in _table(data, "state", source).items()
+    )
     parameters = tuple(
         _parameter(name, table, gates, source)
         for name, table in _table(data, "parameters", source).items()
@@ -344,27 +361,37 @@ def _state(name: str, table: Mapping[str, Any], source: _Source) -> State:
     size = table.get("size")
     if size not in DIMENSIONS:
         raise SpecSemanticError(
-            f"state {name!r} needs size one of {DIMENSIONS}, got {size!r}", source.locate_key(f"state.{name}")
+            f"state {name!r} needs size one of {DIMENSIONS}, got {size!r}",
+            source.locate_key(f"state.{name}"),
         )
     return State(name, size, table.get("projection"))
 
 
-def _parameter(name: str, table: Mapping[str, Any], gates: tuple[str, ...], source: _Source) -> Parameter:
+def _parameter(
+    name: str, table: Mapping[str, Any], gates: tuple[str, ...], source: _Source
+) -> Parameter:
     where = source.locate_key(f"parameters.{name}")
     blocks_value = table.get("blocks", ())
     blocks = gates if blocks_value == "gates" else tuple(blocks_value)
     shape = tuple(table.get("shape", ()))
     if not shape or any(dim not in DIMENSIONS for dim in shape) or len(shape) > 2:
         raise SpecSemanticError(
-            f"parameter {name!r} needs 'shape': one or two of {DIMENSIONS}, got {list(shape)}", where
+            f"parameter {name!r} needs 'shape': one or two of {DIMENSIONS}, got {list(shape)}",
+            where,
         )
     unknown_blocks = [block for block in blocks if block not in gates]
     if unknown_blocks:
-        raise SpecSemanticError(f"parameter {name!r} has blocks {unknown_blocks} that are not gates", where)
+        raise SpecSemanticError(
+            f"parameter {name!r} has blocks {unknown_blocks} that are not gates", where
+        )
     optional = table.get("optional")
     if optional not in (None, "proj"):
-        raise SpecSemanticError(f"parameter {name!r}: optional must be 'proj', got {optional!r}", where)
-    return Parameter(name, blocks, shape, bool(table.get("bias", False)), optional, table.get("symbol", ""))
+        raise SpecSemanticError(
+            f"parameter {name!r}: optional must be 'proj', got {optional!r}", where
+        )
+    return Parameter(
+        name, blocks, shape, bool(table.get("bias", False)), optional, table.get("symbol", "")
+    )
 
 
 def _validate(cell: Cell, source: _Source) -> None:
@@ -376,7 +403,9 @@ def _validate(cell: Cell, source: _Source) -> None:
     assigned: set[str] = set()
     for equation in cell.equations:
 
-        def fail(message: str, node: Expr | None = None, eq: Equation = equation) -> SpecSemanticError:
+        def fail(
+            message: str, node: Expr | None = None, eq: Equation = equation
+        ) -> SpecSemanticError:
             column = eq.location.column + (eq.offsets.get(node, 0) if node is not None else 0)
             where = Location(eq.location.path, eq.location.line, column)
             return SpecSemanticError(f"{cell.name}: {eq.target} = {eq.source}: {message}", where)
@@ -389,23 +418,32 @@ def _validate(cell: Cell, source: _Source) -> None:
         if equation.target in {state.name for state in cell.states}:
             state = cell.state(equation.target)
             if shape != (state.size,):
-                raise fail(f"state {state.name!r} has size {state.size!r}, the equation gives {shape[0]!r}")
+                raise fail(
+                    f"state {state.name!r} has size {state.size!r}, the equation gives {shape[0]!r}"
+                )
         shapes[equation.target] = shape
         assigned.add(equation.target)
-        used.update(node.param if isinstance(node, Block) else node.id for node in notation.names(equation.expr))
+        used.update(
+            node.param if isinstance(node, Block) else node.id
+            for node in notation.names(equation.expr)
+        )
     where = source.locate_key("equations")
     for name in (*cell.gates, *(state.name for state in cell.states)):
         if name not in assigned:
             what = "gate" if name in cell.gates else "state"
             raise SpecSemanticError(f"{cell.name}: {what} {name!r} is never updated", where)
     projections = {state.projection for state in cell.states if state.projection}
-    for name, param in params.items():
+    for name in params:
         if name not in used and name not in projections:
             raise SpecSemanticError(f"{cell.name}: parameter {name!r} is never used", where)
     for state in cell.states:
         if state.projection:
             param = params.get(state.projection)
-            if param is None or param.block_shape != ("proj", state.size) or param.optional != "proj":
+            if (
+                param is None
+                or param.block_shape != ("proj", state.size)
+                or param.optional != "proj"
+            ):
                 raise SpecSemanticError(
                     f"{cell.name}: projection of {state.name!r} needs an optional='proj' parameter "
                     f"{state.projection!r} of shape ['proj', {state.size!r}]",
@@ -417,7 +455,9 @@ def _validate(cell: Cell, source: _Source) -> None:
         raise SpecSemanticError(f"{cell.name}: output {cell.output!r} is not a state", where)
 
 
-def _infer(expr: Expr, shapes: Mapping[str, Shape], params: Mapping[str, Parameter], fail: Any) -> Shape:
+def _infer(
+    expr: Expr, shapes: Mapping[str, Shape], params: Mapping[str, Parameter], fail: Any
+) -> Shape:
     def infer(node: Expr) -> Shape:
         return _infer(node, shapes, params, fail)
 
@@ -427,7 +467,10 @@ def _infer(expr: Expr, shapes: Mapping[str, Shape], params: Mapping[str, Paramet
         if expr.id in params:
             param = params[expr.id]
             if len(param.blocks) > 1:
-                raise fail(f"{expr.id!r} is stacked; index it by gate, e.g. {expr.id}[{param.blocks[0]}]", expr)
+                raise fail(
+                    f"{expr.id!r} is stacked; index it by gate, e.g. {expr.id}[{param.blocks[0]}]",
+                    expr,
+                )
             return param.block_shape
         if expr.id not in shapes:
             raise fail(f"unknown symbol {expr.id!r} (or used before it is assigned)", expr)
@@ -437,7 +480,10 @@ def _infer(expr: Expr, shapes: Mapping[str, Shape], params: Mapping[str, Paramet
         if param is None:
             raise fail(f"unknown parameter {expr.param!r}", expr)
         if expr.gate not in param.blocks:
-            raise fail(f"{expr.param!r} has no block {expr.gate!r} (blocks: {', '.join(param.blocks)})", expr)
+            raise fail(
+                f"{expr.param!r} has no block {expr.gate!r} (blocks: {', '.join(param.blocks)})",
+                expr,
+            )
         return param.block_shape
     if isinstance(expr, Neg):
         return infer(expr.operand)

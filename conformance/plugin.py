@@ -1,0 +1,174 @@
+"""The pytest plugin: options, the implementation under test, case parametrization, reports.
+
+Registered through the ``pytest11`` entry point, so ``pytest conformance --impl NAME`` and
+``pytest --pyargs conformance --impl NAME`` work wherever rnnspec is installed. The checks
+themselves live in :mod:`rnnspec.checks`; this module only wires them into pytest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rnnspec import registry, spec
+from rnnspec.checks import CATEGORIES
+from rnnspec.compare import CheckFailure, Comparison
+from rnnspec.errors import RnnSpecError
+from rnnspec.harness import Unsupported
+from rnnspec.protocol import Implementation
+from rnnspec.results import Results
+
+IMPLEMENTATION_KEY = pytest.StashKey[Implementation]()
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rnnspec", "rnnspec conformance")
+    group.addoption(
+        "--impl",
+        metavar="NAME",
+        default=None,
+        help="implementation under test: an entry point name of the group "
+        "rnnspec.implementations, or package.module:attribute",
+    )
+    group.addoption(
+        "--spec",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="add a spec file's cells to the run (repeatable)",
+    )
+    group.addoption(
+        "--conformance-report",
+        metavar="PATH",
+        default=None,
+        help="write the conformance report to PATH.json and PATH.md",
+    )
+    group.addoption(
+        "--speed-sweep",
+        choices=("small", "full"),
+        default="small",
+        help="sizes the speed checks sweep (default: small)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for category in CATEGORIES:
+        config.addinivalue_line("markers", f"{category}: rnnspec conformance checks of {category}")
+    config.addinivalue_line(
+        "markers", "cases(provider=f, **options): parametrize 'case' with provider(cells)"
+    )
+    for path in config.getoption("spec"):
+        try:
+            spec.register(spec.load(path))
+        except (RnnSpecError, OSError) as error:
+            raise pytest.UsageError(f"--spec {path}: {error}") from None
+    provided = _provided_implementation(config)
+    name = config.getoption("impl")
+    if provided is not None:
+        config.stash[IMPLEMENTATION_KEY] = provided
+    elif name is not None:
+        try:
+            config.stash[IMPLEMENTATION_KEY] = registry.load(name)
+        except RnnSpecError as error:
+            raise pytest.UsageError(f"--impl {name}: {error}") from None
+    config.pluginmanager.register(_Reporter(config), "rnnspec-reporter")
+
+
+def _provided_implementation(config: pytest.Config) -> Implementation | None:
+    """An Implementation handed over by :func:`conformance.run` through a plugin object."""
+    for plugin in config.pluginmanager.get_plugins():
+        provided = getattr(plugin, "rnnspec_implementation", None)
+        if isinstance(provided, Implementation):
+            return provided
+    return None
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    if IMPLEMENTATION_KEY in config.stash:
+        return
+    if any(_is_conformance(item) for item in items):
+        names = ", ".join(registry.registered_names()) or "none"
+        raise pytest.UsageError(
+            f"the conformance suite needs --impl NAME; registered implementations: {names}"
+        )
+
+
+def _is_conformance(item: pytest.Item) -> bool:
+    return Path(str(item.path)).resolve().is_relative_to(PACKAGE_DIR)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("cases")
+    if marker is None or "case" not in metafunc.fixturenames:
+        return
+    options = dict(marker.kwargs)
+    provider = options.pop("provider")
+    cells = [cell.name for loaded in spec.all_specs().values() for cell in loaded.cells.values()]
+    found = provider(cells, **options)
+    metafunc.parametrize("case", found, ids=[case.id() for case in found])
+
+
+@pytest.fixture(scope="session")
+def implementation(pytestconfig: pytest.Config) -> Implementation:
+    """The implementation under test (from ``--impl``)."""
+    return pytestconfig.stash[IMPLEMENTATION_KEY]
+
+
+@pytest.fixture
+def record(request: pytest.FixtureRequest) -> Any:
+    """Keep each comparison of a check for the reports (travels with xdist reports)."""
+
+    def keep(comparison: Comparison) -> None:
+        request.node.user_properties.append(("rnnspec", _comparison_dict(comparison)))
+
+    return keep
+
+
+def _comparison_dict(comparison: Comparison) -> dict[str, Any]:
+    return {
+        "what": comparison.what,
+        "max_abs": comparison.max_abs,
+        "max_rel": comparison.max_rel,
+        "atol": comparison.tolerance.atol,
+        "rtol": comparison.tolerance.rtol,
+        "passed": comparison.passed,
+    }
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
+    """An unsupported case becomes a skip with the reason; a failure keeps its category."""
+    outcome = yield
+    error = outcome.excinfo[1] if outcome.excinfo else None
+    if isinstance(error, Unsupported):
+        outcome.force_exception(pytest.skip.Exception(str(error), _use_item_location=True))
+    elif isinstance(error, CheckFailure):
+        pyfuncitem.user_properties.append(("rnnspec-failure", error.category))
+
+
+class _Reporter:
+    """Collects every test report (on the xdist controller too) and writes the summary."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.results = Results()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.results.add(report)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.results.count():
+            return
+        impl = self.config.stash.get(IMPLEMENTATION_KEY, None)
+        terminalreporter.write_sep("=", f"rnnspec conformance: {impl.name if impl else '?'}")
+        for line in self.results.summary_lines():
+            terminalreporter.write_line(line)
+        path = self.config.getoption("conformance_report")
+        if path and not hasattr(self.config, "workerinput"):
+            for written in self.results.write(Path(path), impl):
+                terminalreporter.write_line(f"conformance report written to {written}")

@@ -1,0 +1,12 @@
+"""Forward parity against the float64 gold: output and final states."""
+
+import pytest
+
+from rnnspec.checks import parity
+
+pytestmark = pytest.mark.parity
+
+
+@pytest.mark.cases(provider=parity.cases)
+def test_forward(implementation, case, record):
+    parity.check_forward(implementation, case, record)

@@ -1,0 +1,40 @@
+"""The two built-in implementations: PyTorch's own modules and the generated reference."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rnnspec.config import RNNConfig
+from rnnspec.protocol import TORCH_NN_CELLS, Capabilities, Implementation
+
+
+def _torch_nn_factory(config: RNNConfig, device: Any, dtype: Any) -> Any:
+    from reference.nn import torch_module
+
+    return torch_module(config, device=device, dtype=dtype)
+
+
+def _reference_factory(config: RNNConfig, device: Any, dtype: Any) -> Any:
+    from reference.nn import RNN
+
+    return RNN(config, device=device, dtype=dtype)
+
+
+def torch_nn() -> Implementation:
+    """``torch.nn.RNN``, ``GRU`` and ``LSTM``."""
+    return Implementation(
+        "torch",
+        _torch_nn_factory,
+        Capabilities(cells=TORCH_NN_CELLS),
+        description="PyTorch's own kernels: torch.nn.RNN, torch.nn.GRU, torch.nn.LSTM",
+    )
+
+
+def reference() -> Implementation:
+    """The PyTorch reference generated from the specs, every cell and variant."""
+    return Implementation(
+        "reference",
+        _reference_factory,
+        Capabilities(cells=frozenset({"*"})),
+        description="rnnspec's generated PyTorch reference (reference.nn.RNN)",
+    )

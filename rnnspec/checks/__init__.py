@@ -1,0 +1,21 @@
+"""The conformance checks as plain functions, one module per category.
+
+Each check takes ``(implementation, case, record)``: it raises
+:class:`~rnnspec.harness.Unsupported` when the candidate does not declare what the case
+needs, :class:`~rnnspec.compare.CheckFailure` when the candidate is wrong, and passes
+every :class:`~rnnspec.compare.Comparison` it made to ``record`` for the reports.
+Each module also offers ``cases(cells)``: the cases the suite runs for those cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rnnspec.compare import Comparison
+
+Record = Callable[[Comparison], None]
+CATEGORIES = ("shapes", "layout", "parity", "gradients", "device", "dtype", "robustness", "speed")
+
+
+def ignore(comparison: Comparison) -> None:
+    """A ``record`` for callers that do not keep comparisons."""

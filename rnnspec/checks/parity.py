@@ -1,0 +1,62 @@
+"""Parity: forward outputs and final states against the float64 NumPy gold."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rnnspec.cases import Case
+from rnnspec.checks import Record
+from rnnspec.compare import compare
+from rnnspec.config import RNNConfig
+from rnnspec.harness import Candidate, Outputs, gold, make_inputs, no_grad, require
+from rnnspec.protocol import Implementation
+from rnnspec.tolerance import tolerance
+
+
+def cases(cells: Iterable[str]) -> list[Case]:
+    """Every cell over layers x directions x bias x batch_first x proj, with and without h0."""
+    found = []
+    for cell in cells:
+        for layers in (1, 2):
+            for bidirectional in (False, True):
+                for bias in (True, False):
+                    for batch_first in (False, True):
+                        projections = (0, 3) if cell.startswith("lstm") else (0,)
+                        for proj in projections:
+                            config = RNNConfig(
+                                cell=cell,
+                                input_size=5,
+                                hidden_size=7,
+                                num_layers=layers,
+                                bidirectional=bidirectional,
+                                bias=bias,
+                                batch_first=batch_first,
+                                proj_size=proj,
+                            )
+                            found.append(Case(config, steps=6, batch=3, given_state=bias))
+    return found
+
+
+def compare_outputs(
+    got: Outputs, expected: Outputs, case: Case, record: Record, gradient: bool = False
+) -> None:
+    """Compare output and every final state, in that order, under the case's tolerance."""
+    __tracebackhide__ = True
+    tol = tolerance(case.dtype, case.steps, case.config.num_layers, gradient=gradient)
+    label = case.label()
+    record(compare(got.output, expected.output, "output", tol, label))
+    names = [state.name + "_n" for state in case.config.resolve().states]
+    for name, got_state, expected_state in zip(names, got.states, expected.states, strict=True):
+        record(compare(got_state, expected_state, name, tol, label))
+
+
+def check_forward(impl: Implementation, case: Case, record: Record) -> None:
+    """Output, h_n (and c_n) equal the gold within the tolerance policy."""
+    __tracebackhide__ = True
+    require(impl, case)
+    inputs = make_inputs(case)
+    expected = gold(case, inputs)
+    candidate = Candidate(impl, case, inputs)
+    with no_grad(candidate):
+        got = candidate.run(*candidate.prepare())
+    compare_outputs(got, expected, case, record)

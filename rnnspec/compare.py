@@ -1,0 +1,99 @@
+"""Compare a candidate's array to the expected one and fail with one message shape:
+
+``what[index]=got, but should be expected (atol=..., rtol=...) [config]``
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rnnspec.errors import RnnSpecError
+from rnnspec.tolerance import Tolerance
+
+
+class CheckFailure(RnnSpecError, AssertionError):
+    """A check found the candidate wrong; ``category`` says which kind of wrong."""
+
+    def __init__(self, message: str, category: str = "mismatch", **details: Any) -> None:
+        super().__init__(message)
+        self.category = category
+        self.details = details
+
+
+@dataclass
+class Comparison:
+    """The worst element of one comparison, kept for the reports."""
+
+    what: str
+    max_abs: float
+    max_rel: float
+    tolerance: Tolerance
+    index: tuple[int, ...] | None
+    got: float | None
+    expected: float | None
+    passed: bool
+
+
+def to_numpy(value: Any) -> np.ndarray:
+    """A float64 NumPy copy of a tensor (any device, dtype) or array."""
+    if hasattr(value, "detach"):
+        value = value.detach()
+        if value.device.type != "cpu":
+            value = value.cpu()
+        return value.double().numpy()
+    return np.asarray(value, dtype=np.float64)
+
+
+def _index(index: tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(int(i)) for i in index) + "]"
+
+
+def compare(got: Any, expected: Any, what: str, tolerance: Tolerance, config: str) -> Comparison:
+    """Compare ``got`` to ``expected``; raise :class:`CheckFailure` when outside tolerance."""
+    __tracebackhide__ = True
+    got_array = to_numpy(got)
+    expected_array = to_numpy(expected)
+    if got_array.shape != expected_array.shape:
+        raise CheckFailure(
+            f"{what} has shape {tuple(got_array.shape)}, but should have "
+            f"{tuple(expected_array.shape)} [{config}]",
+            category="shape",
+        )
+    finite = np.isfinite(got_array)
+    if not finite.all():
+        first = tuple(np.argwhere(~finite)[0])
+        raise CheckFailure(
+            f"{what}{_index(first)}={got_array[first]} is not finite, but should be "
+            f"{expected_array[first]:.6g} ({np.count_nonzero(~finite)} non-finite of "
+            f"{got_array.size}) ({tolerance}) [{config}]",
+            category="non-finite",
+        )
+    if got_array.size == 0:
+        return Comparison(what, 0.0, 0.0, tolerance, None, None, None, True)
+    difference = np.abs(got_array - expected_array)
+    allowed = tolerance.atol + tolerance.rtol * np.abs(expected_array)
+    excess = difference - allowed
+    worst = tuple(int(i) for i in np.unravel_index(np.argmax(excess), excess.shape))
+    relative = difference / np.maximum(np.abs(expected_array), np.finfo(np.float64).tiny)
+    result = Comparison(
+        what,
+        float(difference.max()),
+        float(relative.max()),
+        tolerance,
+        worst,
+        float(got_array[worst]),
+        float(expected_array[worst]),
+        bool(excess[worst] <= 0),
+    )
+    if not result.passed:
+        count = int(np.count_nonzero(excess > 0))
+        raise CheckFailure(
+            f"{what}{_index(worst)}={result.got:.6g}, but should be {result.expected:.6g} "
+            f"({tolerance}; max abs error {result.max_abs:.3g}, {count} of "
+            f"{difference.size} elements outside) [{config}]",
+            comparison=result,
+        )
+    return result

@@ -1,0 +1,227 @@
+"""Run a candidate and the gold reference on the same case, safely.
+
+A candidate that raises, returns the wrong structure or the wrong type is reported as a
+:class:`~rnnspec.compare.CheckFailure` with that category; the caller's run goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rnnspec.cases import Case
+from rnnspec.compare import CheckFailure
+from rnnspec.errors import RnnSpecError
+from rnnspec.protocol import Implementation
+from rnnspec.spec import Cell
+from rnnspec.weights import random_input, random_state, random_weights
+
+
+class Unsupported(RnnSpecError):
+    """The candidate does not declare support for this case: the check is skipped."""
+
+
+@dataclass
+class Inputs:
+    """Float64 canonical weights, input, initial state and lengths for one case."""
+
+    weights: dict[str, np.ndarray]
+    x: np.ndarray
+    hx: tuple[np.ndarray, ...] | None
+    lengths: tuple[int, ...] | None
+
+
+@dataclass
+class Outputs:
+    """What a network returned: output (padded if packed) and states, as given."""
+
+    output: Any
+    states: tuple[Any, ...]
+
+
+def make_inputs(case: Case) -> Inputs:
+    config = case.config
+    x = random_input(config, case.steps, case.batch, case.seed)
+    if case.lengths is not None:
+        steps = np.arange(case.steps)[:, None] < np.asarray(case.lengths)[None, :]
+        mask = steps if not config.batch_first else steps.T
+        x = x * mask[..., None]
+    hx = random_state(config, case.batch, case.seed) if case.given_state else None
+    return Inputs(random_weights(config, case.seed), x, hx, case.lengths)
+
+
+def gold(case: Case, inputs: Inputs) -> Outputs:
+    """The float64 NumPy reference on the case's inputs."""
+    from reference.gold import forward
+
+    output, state = forward(case.config, inputs.weights, inputs.x, inputs.hx, inputs.lengths)
+    return Outputs(output, state if isinstance(state, tuple) else (state,))
+
+
+def require(impl: Implementation, case: Case, gradients: bool = False) -> None:
+    reason = impl.capabilities.unsupported(
+        case.config,
+        dtype=case.dtype,
+        device=case.device,
+        packed=case.packed,
+        unbatched=case.unbatched,
+        gradients=gradients,
+    )
+    if reason:
+        raise Unsupported(reason)
+
+
+def torch_dtype(name: str) -> Any:
+    import torch
+
+    return getattr(torch, name)
+
+
+def _guard(what: str, case: Case, action: Callable[[], Any]) -> Any:
+    """Run ``action``; an exception from the candidate becomes a 'raised' failure."""
+    __tracebackhide__ = True
+    try:
+        return action()
+    except CheckFailure:
+        raise
+    except Exception as error:
+        raise CheckFailure(
+            f"{what} raised {type(error).__name__}: {error} [{case.label()}]",
+            category="raised",
+        ) from error
+
+
+class Candidate:
+    """A candidate instance built for one case, with the case's weights loaded."""
+
+    def __init__(self, impl: Implementation, case: Case, inputs: Inputs) -> None:
+        self.impl, self.case, self.inputs = impl, case, inputs
+        self.cell: Cell = case.config.resolve()
+        self.torch = impl.framework == "torch"
+        if self.torch:
+            import torch
+
+            self.device = torch.device(case.device)
+            self.dtype = torch_dtype(case.dtype)
+            weights: Mapping[str, Any] = {
+                name: torch.as_tensor(value).to(self.device, self.dtype)
+                for name, value in inputs.weights.items()
+            }
+        else:
+            self.device = self.dtype = None
+            weights = {name: value.astype(case.dtype) for name, value in inputs.weights.items()}
+        self.instance = _guard(
+            f"{impl.name}: building the network",
+            case,
+            lambda: impl.build(case.config, weights, self.device, self.dtype),
+        )
+
+    def tensor(self, array: np.ndarray, requires_grad: bool = False) -> Any:
+        if not self.torch:
+            return array.astype(self.case.dtype)
+        import torch
+
+        tensor = torch.as_tensor(array).to(self.device, self.dtype)
+        return tensor.requires_grad_(requires_grad)
+
+    def prepare(self, requires_grad: bool = False) -> tuple[Any, Any]:
+        """The candidate's input (packed if the case is) and hx, in its framework."""
+        x = self.tensor(self.inputs.x, requires_grad)
+        hx = None
+        if self.inputs.hx is not None:
+            states = tuple(self.tensor(state, requires_grad) for state in self.inputs.hx)
+            hx = states if len(states) > 1 else states[0]
+        return x, hx
+
+    def pack(self, x: Any) -> Any:
+        if self.inputs.lengths is None:
+            return x
+        from torch.nn.utils.rnn import pack_padded_sequence
+
+        lengths = list(self.inputs.lengths)
+        return pack_padded_sequence(
+            x, lengths, batch_first=self.case.config.batch_first, enforce_sorted=False
+        )
+
+    def run(self, x: Any, hx: Any) -> Outputs:
+        """Call the candidate and check the structure of what it returned."""
+        __tracebackhide__ = True
+        result = _guard(
+            f"{self.impl.name}: forward",
+            self.case,
+            lambda: self.impl.call(self.instance, self.pack(x), hx),
+        )
+        return self.unpack(result)
+
+    def unpack(self, result: Any) -> Outputs:
+        __tracebackhide__ = True
+        label = self.case.label()
+        if not isinstance(result, tuple) or len(result) != 2:
+            raise CheckFailure(
+                f"forward returned {type(result).__name__}, but should return a tuple "
+                f"(output, state) [{label}]",
+                category="wrong-type",
+            )
+        output, state = result
+        if self.inputs.lengths is not None:
+            from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+
+            if not isinstance(output, PackedSequence):
+                raise CheckFailure(
+                    f"output is {type(output).__name__}, but should be PackedSequence for "
+                    f"packed input [{label}]",
+                    category="wrong-type",
+                )
+            output = pad_packed_sequence(
+                output, batch_first=self.case.config.batch_first, total_length=self.case.steps
+            )[0]
+        names = [s.name for s in self.cell.states]
+        states = state if isinstance(state, tuple | list) and len(names) > 1 else (state,)
+        if len(names) > 1 and not isinstance(state, tuple | list):
+            raise CheckFailure(
+                f"state is {type(state).__name__}, but should be a tuple ({', '.join(n + '_n' for n in names)}) "
+                f"[{label}]",
+                category="wrong-type",
+            )
+        if len(states) != len(names):
+            raise CheckFailure(
+                f"state has {len(states)} entries, but should have {len(names)} "
+                f"({', '.join(n + '_n' for n in names)}) [{label}]",
+                category="wrong-type",
+            )
+        expected_type = _array_type(self.torch)
+        for what, value in [
+            ("output", output),
+            *zip((n + "_n" for n in names), states, strict=True),
+        ]:
+            if not isinstance(value, expected_type):
+                raise CheckFailure(
+                    f"{what} is {type(value).__name__}, but should be {expected_type.__name__} "
+                    f"[{label}]",
+                    category="wrong-type",
+                )
+        return Outputs(output, tuple(states))
+
+
+@contextmanager
+def no_grad(candidate: Candidate) -> Iterator[None]:
+    """``torch.no_grad()`` for torch candidates; nothing for NumPy ones."""
+    if not candidate.torch:
+        yield
+        return
+    import torch
+
+    with torch.no_grad():
+        yield
+
+
+def _array_type(torch_framework: bool) -> type:
+    if torch_framework:
+        import torch
+
+        return torch.Tensor
+    return np.ndarray

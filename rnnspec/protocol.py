@@ -1,0 +1,204 @@
+"""The implementation protocol: what a candidate declares and how the kit drives it.
+
+A module with ``torch.nn.LSTM``'s constructor, call convention and parameter names needs
+only ``Implementation.from_module(MyLSTM, cells={"lstm"})``. Other layouts pass a
+``load_weights`` that maps the canonical weights (PyTorch names and gate order) onto their
+parameters, and a ``gradients`` that maps their gradients back. NumPy candidates set
+``framework="numpy"`` and get forward checks only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from rnnspec.config import RNNConfig
+
+ALL_CELLS = frozenset(
+    {"elman", "elman:relu", "gru", "gru:reset_before", "lstm", "lstm:peephole", "lstm:coupled"}
+)
+TORCH_NN_CELLS = frozenset({"elman", "elman:relu", "gru", "lstm"})
+ALL_DTYPES = frozenset({"float64", "float32", "bfloat16", "float16"})
+ALL_DEVICES = frozenset({"cpu", "meta", "cuda"})
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a candidate supports; every check outside it is skipped with the reason.
+
+    ``cells`` names kinds with variants (``"gru:reset_before"``); ``"*"`` is any spec,
+    user specs included (the generated reference declares it).
+    """
+
+    cells: frozenset[str] = TORCH_NN_CELLS
+    max_layers: int | None = None
+    bidirectional: bool = True
+    no_bias: bool = True
+    batch_first: bool = True
+    proj_size: bool = True
+    packed: bool = True
+    unbatched: bool = True
+    dropout: bool = True
+    dtypes: frozenset[str] = ALL_DTYPES
+    devices: frozenset[str] = ALL_DEVICES
+    gradients: bool = True
+
+    def unsupported(
+        self,
+        config: RNNConfig,
+        *,
+        dtype: str = "float64",
+        device: str = "cpu",
+        packed: bool = False,
+        unbatched: bool = False,
+        gradients: bool = False,
+    ) -> str | None:
+        """Why this candidate cannot run the case, or None when it can."""
+        checks = [
+            (
+                config.cell not in self.cells and "*" not in self.cells,
+                f"cell {config.cell} not supported (supports: {', '.join(sorted(self.cells))})",
+            ),
+            (
+                self.max_layers is not None and config.num_layers > self.max_layers,
+                f"num_layers={config.num_layers} > max_layers={self.max_layers}",
+            ),
+            (config.bidirectional and not self.bidirectional, "bidirectional not supported"),
+            (not config.bias and not self.no_bias, "bias=False not supported"),
+            (config.batch_first and not self.batch_first, "batch_first not supported"),
+            (config.proj_size > 0 and not self.proj_size, "proj_size not supported"),
+            (config.dropout > 0 and not self.dropout, "dropout not supported"),
+            (packed and not self.packed, "packed sequences not supported"),
+            (unbatched and not self.unbatched, "unbatched input not supported"),
+            (dtype not in self.dtypes, f"dtype {dtype} not supported"),
+            (device not in self.devices, f"device {device} not supported"),
+            (gradients and not self.gradients, "gradients not supported"),
+        ]
+        return next((reason for failed, reason in checks if failed), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "cells": sorted(self.cells),
+            "max_layers": self.max_layers,
+            "bidirectional": self.bidirectional,
+            "no_bias": self.no_bias,
+            "batch_first": self.batch_first,
+            "proj_size": self.proj_size,
+            "packed": self.packed,
+            "unbatched": self.unbatched,
+            "dropout": self.dropout,
+            "dtypes": sorted(self.dtypes),
+            "devices": sorted(self.devices),
+            "gradients": self.gradients,
+        }
+
+
+def torch_nn_kwargs(config: RNNConfig) -> dict[str, Any]:
+    """Constructor arguments in ``torch.nn.RNNBase``'s convention."""
+    kwargs: dict[str, Any] = dict(
+        input_size=config.input_size,
+        hidden_size=config.hidden_size,
+        num_layers=config.num_layers,
+        bias=config.bias,
+        batch_first=config.batch_first,
+        dropout=config.dropout,
+        bidirectional=config.bidirectional,
+    )
+    if config.proj_size:
+        kwargs["proj_size"] = config.proj_size
+    if config.cell == "elman:relu":
+        kwargs["nonlinearity"] = "relu"
+    return kwargs
+
+
+def load_state_dict_weights(module: Any, weights: Mapping[str, Any]) -> None:
+    """Copy canonical weights into a module whose parameters carry PyTorch's names."""
+    import torch
+
+    params = dict(module.named_parameters())
+    missing = sorted(set(weights) - set(params))
+    unexpected = sorted(set(params) - set(weights))
+    if missing or unexpected:
+        raise KeyError(
+            f"parameter names differ from the canonical ones: missing {missing}, "
+            f"unexpected {unexpected}; pass load_weights= to map them"
+        )
+    with torch.no_grad():
+        for name, value in weights.items():
+            params[name].copy_(value)
+
+
+def named_parameter_gradients(module: Any) -> dict[str, Any]:
+    """Gradients keyed by canonical names, for modules that use PyTorch's names."""
+    return {name: param.grad for name, param in module.named_parameters()}
+
+
+def call_module(module: Any, x: Any, hx: Any) -> Any:
+    return module(x) if hx is None else module(x, hx)
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """A candidate RNN implementation, as registered under ``rnnspec.implementations``.
+
+    ``factory(config, device, dtype)`` builds an instance (device and dtype are
+    ``torch.device``/``torch.dtype`` for torch candidates, None for NumPy ones);
+    ``load_weights(instance, weights)`` installs the canonical weights (tensors, or
+    float64 arrays for NumPy candidates); ``gradients(instance)`` returns the weight
+    gradients keyed by canonical names; ``call(instance, x, hx)`` runs it and returns
+    ``(output, h_n)`` or ``(output, (h_n, c_n))`` like ``torch.nn``.
+    """
+
+    name: str
+    factory: Callable[[RNNConfig, Any, Any], Any]
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    load_weights: Callable[[Any, Mapping[str, Any]], None] = load_state_dict_weights
+    gradients: Callable[[Any], Mapping[str, Any]] = named_parameter_gradients
+    call: Callable[[Any, Any, Any], Any] = call_module
+    framework: str = "torch"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.framework not in ("torch", "numpy"):
+            raise ValueError(f"framework must be 'torch' or 'numpy', got {self.framework!r}")
+        if self.framework == "numpy":
+            object.__setattr__(
+                self,
+                "capabilities",
+                replace(
+                    self.capabilities,
+                    gradients=False,
+                    packed=False,
+                    dtypes=self.capabilities.dtypes & {"float64", "float32"},
+                    devices=frozenset({"cpu"}),
+                ),
+            )
+
+    @classmethod
+    def from_module(
+        cls,
+        module_class: Callable[..., Any],
+        *,
+        name: str | None = None,
+        cells: Collection[str] = TORCH_NN_CELLS,
+        **capabilities: Any,
+    ) -> Implementation:
+        """Register a ``torch.nn``-style module class: ``module_class(**torch.nn kwargs)``.
+
+        Classes serving several cells read ``mode``: pass ``cells={"lstm"}`` for an LSTM,
+        or a callable ``module_class(config)`` via :meth:`from_factory` for more control.
+        """
+
+        def factory(config: RNNConfig, device: Any, dtype: Any) -> Any:
+            module = module_class(**torch_nn_kwargs(config))
+            return module.to(device=device, dtype=dtype)
+
+        label = name or getattr(module_class, "__qualname__", str(module_class))
+        return cls(label, factory, Capabilities(cells=frozenset(cells), **capabilities))
+
+    def build(self, config: RNNConfig, weights: Mapping[str, Any], device: Any, dtype: Any) -> Any:
+        """An instance for ``config`` with ``weights`` installed (already on device/dtype)."""
+        instance = self.factory(config, device, dtype)
+        self.load_weights(instance, weights)
+        return instance

@@ -1,0 +1,88 @@
+"""Find implementations: entry points of ``rnnspec.implementations`` or ``module:attribute``."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from rnnspec.errors import ImplementationError, UnknownImplementationError
+from rnnspec.protocol import Implementation
+
+GROUP = "rnnspec.implementations"
+
+
+@dataclass(frozen=True)
+class Registered:
+    """One entry point: its implementation, or the error that loading it raised."""
+
+    name: str
+    target: str
+    implementation: Implementation | None
+    error: str | None
+
+
+def registered_names() -> list[str]:
+    return sorted({entry.name for entry in entry_points(group=GROUP)})
+
+
+def discover() -> list[Registered]:
+    """Every registered implementation, loaded; one that fails to load carries its error."""
+    found = []
+    for entry in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+        try:
+            found.append(Registered(entry.name, entry.value, _load_entry(entry), None))
+        except Exception as error:  # a broken plugin must not hide the others
+            found.append(
+                Registered(entry.name, entry.value, None, f"{type(error).__name__}: {error}")
+            )
+    return found
+
+
+def load(name_or_path: str) -> Implementation:
+    """An entry point name, or ``package.module:attribute`` for an unregistered candidate."""
+    entries = {entry.name: entry for entry in entry_points(group=GROUP)}
+    if name_or_path in entries:
+        entry = entries[name_or_path]
+        try:
+            return _load_entry(entry)
+        except ImplementationError:
+            raise
+        except Exception as error:
+            raise ImplementationError(
+                f"entry point {entry.name} = {entry.value!r} failed to load: "
+                f"{type(error).__name__}: {error}",
+                name_or_path,
+            ) from error
+    if ":" in name_or_path:
+        module_name, _, attribute = name_or_path.partition(":")
+        try:
+            target = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as error:
+            raise ImplementationError(
+                f"cannot import {name_or_path!r}: {type(error).__name__}: {error}", name_or_path
+            ) from error
+        return _coerce(target, name_or_path)
+    known = ", ".join(registered_names()) or "none"
+    raise UnknownImplementationError(
+        f"unknown implementation {name_or_path!r}; registered: {known} "
+        "(or pass package.module:attribute)"
+    )
+
+
+def _load_entry(entry: EntryPoint) -> Implementation:
+    return _coerce(entry.load(), entry.name)
+
+
+def _coerce(target: Any, name: str) -> Implementation:
+    """Accept an Implementation, or a zero-argument callable that returns one."""
+    if not isinstance(target, Implementation) and callable(target):
+        target = target()
+    if not isinstance(target, Implementation):
+        raise ImplementationError(
+            f"resolves to {type(target).__name__}, expected rnnspec.protocol.Implementation "
+            "or a callable returning one",
+            name,
+        )
+    return target

@@ -1,0 +1,48 @@
+"""The tolerance policy: how far a candidate may be from the float64 gold, by dtype and length.
+
+    atol = rtol = 2 * eps(dtype) * (1 + log2(T)) * num_layers,  at least 1e-12
+
+eps is the dtype's machine epsilon (float64 2.2e-16, float32 1.2e-7, float16 9.8e-4,
+bfloat16 7.8e-3). Calibration (``tests/test_tolerance.py`` re-measures it): PyTorch's own
+CPU kernels, weights rounded from float64, stay below a third of this bound for T up to
+100 (float32 LSTM/GRU/Elman: 4e-8..2e-7 at T=100, two bidirectional layers; bfloat16
+up to 8e-3; float16 up to 1.4e-3), while a swapped gate, a missing bias or a missing
+nonlinearity moves outputs by 1e-2 or more. Comparisons follow ``torch.testing``:
+``|got - expected| <= atol + rtol * |expected|``. Gradients get 4x the forward bound.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+EPS = {
+    "float64": 2.220446049250313e-16,
+    "float32": 1.1920928955078125e-07,
+    "float16": 0.0009765625,
+    "bfloat16": 0.0078125,
+}
+FLOOR = 1e-12
+GRADIENT_FACTOR = 4.0
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    atol: float
+    rtol: float
+
+    def scaled(self, factor: float) -> Tolerance:
+        return Tolerance(self.atol * factor, self.rtol * factor)
+
+    def __str__(self) -> str:
+        return f"atol={self.atol:.2g}, rtol={self.rtol:.2g}"
+
+
+def tolerance(dtype: str, steps: int, num_layers: int = 1, gradient: bool = False) -> Tolerance:
+    """The allowed error against float64 gold for one output of a ``dtype`` network."""
+    if dtype not in EPS:
+        raise ValueError(f"no tolerance for dtype {dtype!r} (known: {', '.join(EPS)})")
+    bound = 2.0 * EPS[dtype] * (1.0 + math.log2(max(steps, 1))) * max(num_layers, 1)
+    bound = max(bound, FLOOR)
+    result = Tolerance(bound, bound)
+    return result.scaled(GRADIENT_FACTOR) if gradient else result
