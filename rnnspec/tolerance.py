@@ -1,14 +1,15 @@
 """The tolerance policy: how far a candidate may be from the float64 gold, by dtype and length.
 
-    atol = rtol = 2 * eps(dtype) * (1 + log2(T)) * num_layers,  at least 1e-12
+    atol = rtol = eps(dtype) * (4 + log2(T) / 2) * sqrt(num_layers),  at least 1e-12
 
 eps is the dtype's machine epsilon (float64 2.2e-16, float32 1.2e-7, float16 9.8e-4,
-bfloat16 7.8e-3). Calibration (``tests/test_tolerance.py`` re-measures it): PyTorch's own
-CPU kernels, weights rounded from float64, stay below a third of this bound for T up to
-100 (float32 LSTM/GRU/Elman: 4e-8..2e-7 at T=100, two bidirectional layers; bfloat16
-up to 8e-3; float16 up to 1.4e-3), while a swapped gate, a missing bias or a missing
-nonlinearity moves outputs by 1e-2 or more. Comparisons follow ``torch.testing``:
-``|got - expected| <= atol + rtol * |expected|``. Gradients get 4x the forward bound.
+bfloat16 7.8e-3). Calibration, re-measured by ``tests/test_tolerance.py``: PyTorch's own
+CPU kernels (torch 2.13), with weights rounded from the float64 gold, err by 0.6 to 2.2 eps
+over Elman, GRU and LSTM, 1 to 3 bidirectional layers and T from 1 to 100, growing slowly
+with T and not measurably with depth; the bound sits about 3x above that. A swapped gate,
+a missing bias or a missing nonlinearity moves outputs by 1e-2 or more. Comparisons follow
+``torch.testing``: ``|got - expected| <= atol + rtol * |expected|``. Gradients sum over
+every step, so they get ``GRADIENT_FACTOR`` times the bound.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def tolerance(dtype: str, steps: int, num_layers: int = 1, gradient: bool = Fals
     """The allowed error against float64 gold for one output of a ``dtype`` network."""
     if dtype not in EPS:
         raise ValueError(f"no tolerance for dtype {dtype!r} (known: {', '.join(EPS)})")
-    bound = 2.0 * EPS[dtype] * (1.0 + math.log2(max(steps, 1))) * max(num_layers, 1)
-    bound = max(bound, FLOOR)
+    growth = (4.0 + math.log2(max(steps, 1)) / 2.0) * math.sqrt(max(num_layers, 1))
+    bound = max(EPS[dtype] * growth, FLOOR)
     result = Tolerance(bound, bound)
     return result.scaled(GRADIENT_FACTOR) if gradient else result
