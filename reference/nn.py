@@ -68,9 +68,8 @@ class RNN(nn.Module):
 
     def forward(self, input: Tensor | PackedSequence, hx: Any = None) -> tuple[Any, Any]:
         config = self.config
-        lengths = None
-        packed = isinstance(input, PackedSequence)
-        if packed:
+        lengths: Tensor | None = None
+        if isinstance(input, PackedSequence):
             x, lengths = pad_packed_sequence(input)
             lengths = lengths.to(x.device)
         else:
@@ -79,6 +78,7 @@ class RNN(nn.Module):
                 raise ValueError(
                     f"{type(self).__name__}: Expected input to be 2D or 3D, got {x.dim()}D tensor instead"
                 )
+        packed = lengths is not None
         unbatched = not packed and x.dim() == 2
         if unbatched:
             x = x.unsqueeze(1)
@@ -96,7 +96,7 @@ class RNN(nn.Module):
             lengths=lengths,
             between_layers=self._dropout if self.training and config.dropout > 0 else None,
         )
-        if packed:
+        if lengths is not None:
             result: Any = pack_padded_sequence(output, lengths.cpu(), enforce_sorted=False)
         elif unbatched:
             result = output.squeeze(1)

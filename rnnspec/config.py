@@ -88,7 +88,7 @@ class RNNConfig:
     def state_shapes(self, cell: Cell, batch: int | None) -> list[tuple[int, ...]]:
         """Shapes of h0/c0 (and h_n/c_n): (L*D, B, size), or (L*D, size) when unbatched."""
         stacked = self.num_layers * self.num_directions
-        shapes = []
+        shapes: list[tuple[int, ...]] = []
         for state in cell.states:
             size = self.sizes(0)[state.stored_size]
             shapes.append((stacked, batch, size) if batch is not None else (stacked, size))

@@ -102,6 +102,8 @@ class Candidate:
         self.impl, self.case, self.inputs = impl, case, inputs
         self.cell: Cell = case.config.resolve()
         self.torch = impl.framework == "torch"
+        self.device: Any = None
+        self.dtype: Any = None
         if self.torch:
             import torch
 
@@ -112,7 +114,6 @@ class Candidate:
                 for name, value in inputs.weights.items()
             }
         else:
-            self.device = self.dtype = None
             weights = {name: value.astype(case.dtype) for name, value in inputs.weights.items()}
         self.instance = _guard(
             f"{impl.name}: building the network",

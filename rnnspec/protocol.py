@@ -186,15 +186,15 @@ class Implementation:
     ) -> Implementation:
         """Register a ``torch.nn``-style module class: ``module_class(**torch.nn kwargs)``.
 
-        Classes serving several cells read ``mode``: pass ``cells={"lstm"}`` for an LSTM,
-        or a callable ``module_class(config)`` via :meth:`from_factory` for more control.
+        Pass ``cells={"lstm"}`` for an LSTM class; for other constructors or layouts,
+        build an :class:`Implementation` with your own ``factory`` and ``load_weights``.
         """
 
         def factory(config: RNNConfig, device: Any, dtype: Any) -> Any:
             module = module_class(**torch_nn_kwargs(config))
             return module.to(device=device, dtype=dtype)
 
-        label = name or getattr(module_class, "__qualname__", str(module_class))
+        label = name or str(getattr(module_class, "__qualname__", module_class))
         return cls(label, factory, Capabilities(cells=frozenset(cells), **capabilities))
 
     def build(self, config: RNNConfig, weights: Mapping[str, Any], device: Any, dtype: Any) -> Any:
