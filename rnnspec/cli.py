@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rnnspec import codegen, render, spec
+from rnnspec import codegen, listing, render, spec
 from rnnspec.errors import RnnSpecError
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference"
@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
 
     list_specs = commands.add_parser("list-specs", help="list the shipped specs and variants")
     list_specs.set_defaults(run=_list_specs)
+
+    listing.add_command(commands)
 
     generate = commands.add_parser(
         "generate",
