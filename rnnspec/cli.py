@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rnnspec import codegen, listing, render, spec
+from rnnspec import codegen, diagnosis, listing, render, spec
 from rnnspec.errors import RnnSpecError
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference"
@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     list_specs.set_defaults(run=_list_specs)
 
     listing.add_command(commands)
+    diagnosis.add_command(commands)
 
     generate = commands.add_parser(
         "generate",

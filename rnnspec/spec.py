@@ -162,7 +162,9 @@ class Composition:
 
 
 def shipped_spec_paths() -> list[Path]:
-    return sorted(path for path in SPECS_DIR.glob("*.toml") if path.stem != "composition")
+    return sorted(
+        path for path in SPECS_DIR.glob("*.toml") if path.stem not in ("composition", "hypotheses")
+    )
 
 
 @cache

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from rnnspec import diagnosis
 from rnnspec.cases import Case
 from rnnspec.checks import Record
-from rnnspec.compare import compare
+from rnnspec.compare import CheckFailure, compare
 from rnnspec.config import RNNConfig
 from rnnspec.harness import Candidate, Outputs, gold, make_inputs, no_grad, require
 from rnnspec.protocol import Implementation
@@ -59,4 +60,8 @@ def check_forward(impl: Implementation, case: Case, record: Record) -> None:
     candidate = Candidate(impl, case, inputs)
     with no_grad(candidate):
         got = candidate.run(*candidate.prepare())
-    compare_outputs(got, expected, case, record)
+    try:
+        compare_outputs(got, expected, case, record)
+    except CheckFailure as failure:
+        diagnosis.annotate(failure, case, inputs, got)
+        raise

@@ -1,0 +1,253 @@
+"""The diagnosis: it names the bug of the zoo's entries whose bug is in the library, says so
+when a bug is not, and points at the first diverging step, layer, direction and state."""
+
+from __future__ import annotations
+
+import time
+from functools import cache
+
+import numpy as np
+import pytest
+import torch
+
+from reference.gold import forward
+from rnnspec import cli, diagnosis
+from rnnspec.builtins import torch_nn
+from rnnspec.cases import Case
+from rnnspec.checks import ignore, parity
+from rnnspec.compare import CheckFailure
+from rnnspec.config import RNNConfig
+from rnnspec.harness import make_inputs
+from rnnspec.protocol import Capabilities, Implementation, load_state_dict_weights
+from rnnspec.spec import shipped_spec_paths, shipped_specs
+from tests.zoo import ZOO, scratch
+
+CELLS = ("elman", "gru", "lstm")
+MIN_HIT_RATE = 0.9
+LIBRARY_NAMES = {
+    "gate_permutation:{order}",
+    "gru_reset_before",
+    "missing_bias_ih",
+    "missing_bias_hh",
+    "hidden_forget_bias",
+    "no_nonlinearity",
+    "relu_for_tanh",
+    "hard_sigmoid",
+    "gru_interpolation_swapped",
+    "transposed_weight",
+    "hn_direction_major",
+    "reverse_over_padding",
+    "reverse_not_realigned",
+    "projection_skipped",
+}
+IN_LIBRARY = sorted(name for name, entry in ZOO.items() if entry.hypothesis is not None)
+OUTSIDE_LIBRARY = sorted(name for name, entry in ZOO.items() if entry.hypothesis is None)
+SECONDS: dict[str, float] = {}
+
+
+@cache
+def first_failure(name: str) -> diagnosis.Result | None:
+    """The zoo entry's first failing diagnostic case, diagnosed (None: it passes them all)."""
+    impl = ZOO[name].implementation
+    cells = [cell for cell in CELLS if cell in impl.capabilities.cells]
+    for cell in cells:
+        for case in diagnosis.diagnostic_cases(cell):
+            start = time.perf_counter()
+            result = diagnosis.run(impl, case)
+            SECONDS[name] = time.perf_counter() - start
+            if result.outcome in ("failed", "raised"):
+                return result
+    return None
+
+
+def named(name: str) -> str | None:
+    result = first_failure(name)
+    return result.verdict.hypothesis if result and result.verdict else None
+
+
+def test_library_holds_the_agreed_names():
+    assert LIBRARY_NAMES <= {hypothesis.name for hypothesis in diagnosis.library()}
+
+
+def test_the_library_is_not_loaded_as_a_cell_spec():
+    assert diagnosis.HYPOTHESES_PATH not in shipped_spec_paths()
+
+
+def test_every_hypothesis_predicts_and_shows_on_some_shipped_cell():
+    """Every rewritten cell generates and runs; every name differs from the gold somewhere."""
+    shown = set()
+    for spec in shipped_specs().values():
+        for cell in spec.cells.values():
+            for case in diagnosis.diagnostic_cases(cell.name):
+                canonical = diagnosis.canonical_inputs(case, make_inputs(case))
+                gold = diagnosis.predict(diagnosis.Model(cell), case.config, *canonical)
+                tol = diagnosis.tolerance(case.dtype, case.steps, case.config.num_layers)
+                for explanation in diagnosis.explanations(case):
+                    predicted = diagnosis.predict(explanation.model, case.config, *canonical)
+                    assert all(np.isfinite(a).all() for a in predicted.arrays()), explanation
+                    if diagnosis.distance(predicted, gold, tol)[0] > 1:
+                        shown.add(explanation.name.partition(":")[0])
+    library = {hypothesis.name.partition(":")[0] for hypothesis in diagnosis.library()}
+    assert shown == library
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        Case(RNNConfig("lstm", num_layers=2, bidirectional=True, batch_first=True), steps=4),
+        Case(RNNConfig("gru", bidirectional=True), steps=6, lengths=(6, 2, 4)),
+        Case(RNNConfig("lstm", proj_size=2), steps=3, batch=None, given_state=False),
+        Case(RNNConfig("elman", bias=False), steps=3, batch=2),
+    ],
+    ids=lambda case: case.id(),
+)
+def test_the_canonical_model_is_the_gold(case):
+    inputs = make_inputs(case)
+    output, states = forward(case.config, inputs.weights, inputs.x, inputs.hx, inputs.lengths)
+    states = states if isinstance(states, tuple) else (states,)
+    canonical = diagnosis.canonical_inputs(case, inputs)
+    got = diagnosis.predict(diagnosis.Model(case.config.resolve()), case.config, *canonical)
+    expected = diagnosis._time_major(case, output, states)
+    for a, b in zip(got.arrays(), expected.arrays(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", IN_LIBRARY)
+def test_zoo_bug_in_the_library_is_named(name):
+    result = first_failure(name)
+    assert result is not None and result.outcome == "failed", f"{name}: {result}"
+    assert named(name) == ZOO[name].hypothesis, str(result)
+
+
+def test_zoo_hit_rate():
+    hits = [name for name in IN_LIBRARY if named(name) == ZOO[name].hypothesis]
+    rate = len(hits) / len(IN_LIBRARY)
+    slowest = max(SECONDS.values())
+    print(
+        f"\ndiagnosis hit rate on the zoo: {len(hits)}/{len(IN_LIBRARY)} = {rate:.0%}; "
+        f"slowest run + diagnosis {slowest * 1e3:.0f} ms"
+    )
+    for name in IN_LIBRARY:
+        print(f"  {name:28} expected {ZOO[name].hypothesis!s:26} named {named(name)}")
+    assert rate >= MIN_HIT_RATE
+
+
+def test_zoo_bugs_outside_the_library_are_not_guessed():
+    results = {name: first_failure(name) for name in OUTSIDE_LIBRARY}
+    verdicts = {name: r.verdict for name, r in results.items() if r and r.verdict}
+    assert verdicts, "no zoo entry outside the library fails forward parity"
+    for name, verdict in verdicts.items():
+        assert verdict.hypothesis is None and diagnosis.NO_MATCH in str(verdict), name
+
+
+@pytest.mark.parametrize("impl", [torch_nn(), scratch.correct], ids=["torch", "scratch"])
+def test_a_correct_network_passes_every_diagnostic_case(impl):
+    for case in diagnosis.diagnostic_cases("lstm"):
+        assert diagnosis.run(impl, case).outcome == "passed"
+
+
+def test_parity_failure_carries_the_verdict():
+    impl = ZOO["lstm_gate_order_igfo"].implementation
+    case = Case(RNNConfig("lstm", input_size=5, hidden_size=7), steps=6, batch=3)
+    with pytest.raises(CheckFailure) as caught:
+        parity.check_forward(impl, case, ignore)
+    message = str(caught.value)
+    assert "\ndiagnosis: diverges at t=0, layer 0, forward, h;" in message
+    assert "matches gate_permutation:i,g,f,o (Long short-term memory with gates" in message
+    details = caught.value.details["diagnosis"]
+    assert details["hypothesis"] == "gate_permutation:i,g,f,o"
+    assert details["divergence"]["step"] == 0
+
+
+# -- localisation: candidates broken in one place --------------------------------------------
+def _torch_with(load=None, call=None) -> Implementation:
+    base = torch_nn()
+    return Implementation(
+        "broken",
+        base.factory,
+        Capabilities(),
+        load or load_state_dict_weights,
+        call=call or base.call,
+    )
+
+
+def _permute_reverse_only(module, weights):
+    changed = {
+        name: torch.cat(value.chunk(4)[::-1]) if name.endswith("_reverse") else value
+        for name, value in weights.items()
+    }
+    load_state_dict_weights(module, changed)
+
+
+def _no_bias_in_layer_0(module, weights):
+    changed = {
+        name: value * 0 if name == "bias_ih_l0" else value for name, value in weights.items()
+    }
+    load_state_dict_weights(module, changed)
+
+
+def _verdict(impl: Implementation, case: Case) -> diagnosis.Verdict:
+    result = diagnosis.run(impl, case)
+    assert result.outcome == "failed" and result.verdict is not None, str(result)
+    return result.verdict
+
+
+def test_localises_a_reverse_direction_bug_at_its_first_step():
+    case = Case(RNNConfig("lstm", bidirectional=True), steps=6, batch=3)
+    verdict = _verdict(_torch_with(load=_permute_reverse_only), case)
+    assert str(verdict.divergence).startswith("diverges at t=5, layer 0, reverse, h;")
+    assert verdict.hypothesis is None and diagnosis.NO_MATCH in str(verdict)
+
+
+def test_one_step_updates_show_an_ignored_initial_state():
+    """Only the first update is wrong: from its own state, every later step is right."""
+    case = Case(RNNConfig("gru"), steps=6, batch=3)
+    impl = _torch_with(call=lambda module, x, hx: module(x))
+    divergence = _verdict(impl, case).divergence
+    assert divergence is not None
+    assert (divergence.step, divergence.wrong_updates) == (0, (0,))
+
+
+def test_localises_a_lower_layer_from_its_final_state():
+    case = Case(RNNConfig("gru", num_layers=2), steps=6, batch=3)
+    verdict = _verdict(_torch_with(load=_no_bias_in_layer_0), case)
+    assert str(verdict.divergence) == (
+        "diverges at layer 0, forward, h (seen in h_n; the output first differs at t=0)"
+    )
+
+
+def test_a_final_state_only_bug_is_seen_in_the_state():
+    result = first_failure("hn_direction_major")
+    assert result is not None and result.verdict is not None
+    assert "(seen in h_n; the output matches)" in str(result.verdict)
+
+
+# -- the command line ----------------------------------------------------------------------
+gate_order_igfo = ZOO["lstm_gate_order_igfo"].implementation
+
+
+def test_cli_diagnose_prints_the_verdict(capsys):
+    status = cli.main(
+        ["diagnose", "--impl", "tests.test_diagnosis:gate_order_igfo", "--cell", "lstm"]
+    )
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "lstm I=5 H=7 T=6 B=3 dtype=float64: failed" in out
+    assert "diagnosis: diverges at t=0, layer 0, forward, h;" in out
+    assert out.count("matches gate_permutation:i,g,f,o") == len(diagnosis.diagnostic_cases("lstm"))
+
+
+def test_cli_diagnose_one_config(capsys):
+    argv = ["diagnose", "--impl", "torch", "--cell", "gru", "--config", "num_layers=2"]
+    status = cli.main([*argv, "bidirectional=true", "lengths=5,3", "batch=2"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert (
+        out
+        == "gru I=5 H=7 layers=2 bidirectional T=5 B=2 packed lengths=[5, 3] dtype=float64: passed\n"
+    )
+
+
+def test_cli_diagnose_rejects_an_unknown_key(capsys):
+    assert cli.main(["diagnose", "--impl", "torch", "--config", "colour=red"]) == 2
+    assert "--config 'colour=red': expected KEY=VALUE" in capsys.readouterr().err
