@@ -31,7 +31,7 @@ BINARY_OPERATORS: Mapping[type[ast.operator], str] = {
 
 @dataclass(frozen=True)
 class Expr:
-    """Base of the expression tree; ``offset`` is the column within the source string."""
+    """Base of the expression tree."""
 
     def children(self) -> tuple[Expr, ...]:
         return ()
@@ -89,7 +89,7 @@ class Call(Expr):
 
 @dataclass(frozen=True)
 class Positioned:
-    """An expression with the source offsets of each named leaf, for error locations."""
+    """An expression with the source offset of each node, for error locations."""
 
     expr: Expr
     source: str
@@ -100,57 +100,81 @@ class Positioned:
 
 
 def parse(source: str, location: Location) -> Positioned:
-    """Parse one equation right-hand side; errors point at ``location`` plus the column."""
+    """Parse one equation right-hand side; errors point into it from ``location``.
+
+    ``location`` is where ``source`` starts in the file; offsets count characters of
+    ``source``, leading whitespace and line breaks included (see :func:`position`).
+    """
+    stripped = source.strip()
+    lead = len(source) - len(source.lstrip())
+    starts = [0, *(index + 1 for index, char in enumerate(stripped) if char == "\n")]
+
+    def offset(lineno: int | None, col_offset: int | None) -> int:
+        return lead + starts[min(max(lineno or 1, 1), len(starts)) - 1] + (col_offset or 0)
+
     try:
-        tree = ast.parse(source.strip(), mode="eval")
+        tree = ast.parse(stripped, mode="eval")
     except SyntaxError as error:
-        column = location.column + (error.offset or 1) - 1
-        raise SpecSyntaxError(
-            f"cannot parse equation {source!r}: {error.msg}", _shift(location, column)
-        ) from None
+        where = position(location, source, offset(error.lineno, (error.offset or 1) - 1))
+        raise SpecSyntaxError(f"cannot parse equation {source!r}: {error.msg}", where) from None
     offsets: dict[Expr, int] = {}
-    expr = _convert(tree.body, source, location, offsets)
-    return Positioned(expr, source, offsets)
 
-
-def _shift(location: Location, column: int) -> Location:
-    return Location(location.path, location.line, column)
-
-
-def _convert(node: ast.AST, source: str, location: Location, offsets: dict[Expr, int]) -> Expr:
     def fail(message: str, at: ast.AST) -> SpecSyntaxError:
-        column = location.column + getattr(at, "col_offset", 0)
-        return SpecSyntaxError(message, _shift(location, column))
+        at_offset = offset(getattr(at, "lineno", 1), getattr(at, "col_offset", 0))
+        return SpecSyntaxError(message, position(location, source, at_offset))
 
-    def convert(child: ast.AST) -> Expr:
-        return _convert(child, source, location, offsets)
+    def convert(node: ast.AST) -> Expr:
+        result = _convert(node, convert, fail)
+        offsets.setdefault(result, offset(node.lineno, node.col_offset))  # type: ignore[attr-defined]
+        return result
 
-    result: Expr
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        result = Number(float(node.value))
-    elif isinstance(node, ast.Name):
-        result = Name(node.id)
-    elif isinstance(node, ast.Subscript):
+    return Positioned(convert(tree.body), source, offsets)
+
+
+def position(location: Location, source: str, offset: int) -> Location:
+    """The file location of character ``offset`` of ``source``, which starts at ``location``."""
+    newlines = source.count("\n", 0, offset)
+    if not newlines:
+        return Location(location.path, location.line, location.column + offset)
+    column = offset - source.rfind("\n", 0, offset)
+    return Location(location.path, location.line + newlines, column)
+
+
+def _convert(
+    node: ast.AST,
+    convert: Callable[[ast.AST], Expr],
+    fail: Callable[[str, ast.AST], SpecSyntaxError],
+) -> Expr:
+    if isinstance(node, ast.Constant):
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise fail(f"only int and float constants are allowed, got {value!r}", node)
+        return Number(float(value))
+    if isinstance(node, ast.Name):
+        return Name(node.id)
+    if isinstance(node, ast.Subscript):
         if not (isinstance(node.value, ast.Name) and isinstance(node.slice, ast.Name)):
             raise fail("a subscript must be param[gate], with two plain names", node)
-        result = Block(node.value.id, node.slice.id)
-    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        result = Neg(convert(node.operand))
-    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd):
+        return Block(node.value.id, node.slice.id)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return Neg(convert(node.operand))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd):
         return convert(node.operand)
-    elif isinstance(node, ast.BinOp) and type(node.op) in BINARY_OPERATORS:
-        result = BinOp(BINARY_OPERATORS[type(node.op)], convert(node.left), convert(node.right))
-    elif isinstance(node, ast.Call):
+    if isinstance(node, ast.BinOp):
+        if type(node.op) not in BINARY_OPERATORS:
+            allowed = " ".join(BINARY_OPERATORS.values())
+            raise fail(
+                f"operator {type(node.op).__name__} is not allowed (allowed: {allowed})", node
+            )
+        return BinOp(BINARY_OPERATORS[type(node.op)], convert(node.left), convert(node.right))
+    if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name) or node.keywords:
             raise fail("a call must be name(arg, ...) without keywords", node)
         if node.func.id not in FUNCTIONS:
             known = ", ".join(sorted(FUNCTIONS))
             raise fail(f"unknown function {node.func.id!r} (known: {known})", node)
-        result = Call(node.func.id, tuple(convert(arg) for arg in node.args))
-    else:
-        raise fail(f"{type(node).__name__} is not allowed in the equation notation", node)
-    offsets.setdefault(result, getattr(node, "col_offset", 0))
-    return result
+        return Call(node.func.id, tuple(convert(arg) for arg in node.args))
+    raise fail(f"{type(node).__name__} is not allowed in the equation notation", node)
 
 
 def names(expr: Expr) -> Iterator[Name | Block]:

@@ -31,14 +31,15 @@ def render(cell: Cell, fmt: str = "text") -> str:
         f"{s.name}: {s.size}" + (f", projected by {s.projection} to proj" if s.projection else "")
         for s in cell.states
     ]
+    primed = _primed(cell)
     if fmt == "latex":
-        lines = [_latex(eq.target, eq.expr, cell) for eq in cell.equations]
+        lines = [_latex(target, expr, cell) for target, expr in primed]
         return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}\n"
     equations = [
-        f"{eq.target}' = {_text(eq.expr, cell)}"
-        if eq.target in {s.name for s in cell.states}
-        else f"{eq.target} = {_text(eq.expr, cell)}"
-        for eq in cell.equations
+        f"{target}' = {_text(expr, cell)}"
+        if target in {s.name for s in cell.states}
+        else f"{target} = {_text(expr, cell)}"
+        for target, expr in primed
     ]
     if fmt == "markdown":
         return "\n".join(
@@ -84,9 +85,38 @@ def render_composition(composition: Composition) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _primed(cell: Cell) -> list[tuple[str, Expr]]:
+    """The equations, with a state read after its update written primed: ``h' = o * tanh(c')``."""
+    states = {state.name for state in cell.states}
+    updated: dict[str, str] = {}
+    equations = []
+    for eq in cell.equations:
+        equations.append((eq.target, _rename(eq.expr, updated)))
+        if eq.target in states:
+            updated[eq.target] = f"{eq.target}'"
+    return equations
+
+
+def _rename(expr: Expr, names: dict[str, str]) -> Expr:
+    if isinstance(expr, Name):
+        return Name(names.get(expr.id, expr.id))
+    if isinstance(expr, Neg):
+        return Neg(_rename(expr.operand, names))
+    if isinstance(expr, BinOp):
+        return BinOp(expr.op, _rename(expr.left, names), _rename(expr.right, names))
+    if isinstance(expr, Call):
+        return Call(expr.func, tuple(_rename(arg, names) for arg in expr.args))
+    return expr
+
+
+def _number(value: float) -> str:
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
+
+
 def _text(expr: Expr, cell: Cell, parent: int = 0, right: bool = False) -> str:
     if isinstance(expr, Number):
-        return f"{expr.value:g}"
+        return _number(expr.value)
     if isinstance(expr, Name):
         return expr.id
     if isinstance(expr, Block):
@@ -108,7 +138,7 @@ def _latex(target: str, expr: Expr, cell: Cell) -> str:
 
 def _latex_expr(expr: Expr, cell: Cell, parent: int = 0, right: bool = False) -> str:
     if isinstance(expr, Number):
-        return f"{expr.value:g}"
+        return _number(expr.value)
     if isinstance(expr, Name):
         if expr.id in {p.name for p in cell.parameters}:
             return _symbol(cell, expr.id, "")

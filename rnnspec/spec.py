@@ -9,6 +9,7 @@ shapes and that every gate and state is assigned, and reports ``file:line:column
 from __future__ import annotations
 
 import hashlib
+import keyword
 import re
 import sys
 from collections.abc import Mapping
@@ -250,10 +251,14 @@ class _Source:
                 line = self.text.count("\n", 0, index) + 1
                 column = index - (self.text.rfind("\n", 0, index) + 1) + 2
                 return Location(self.path, line, column)
+        index = self.text.find(value, max(start, 0))  # in a multi-line string
+        if value and index >= 0:
+            line = self.text.count("\n", 0, index) + 1
+            return Location(self.path, line, index - self.text.rfind("\n", 0, index))
         return Location(self.path, 1, 1)
 
     def locate_key(self, key: str) -> Location:
-        match = re.search(rf"^\s*\[?{re.escape(key)}\b", self.text, re.MULTILINE)
+        match = re.search(rf"^[ \t]*\[?{re.escape(key)}\b", self.text, re.MULTILINE)
         if not match:
             return Location(self.path, 1, 1)
         line = self.text.count("\n", 0, match.start()) + 1
@@ -397,6 +402,7 @@ def _parameter(
 
 
 def _validate(cell: Cell, source: _Source) -> None:
+    _validate_names(cell, source)
     shapes: dict[str, Shape] = {INPUT: ("input",)}
     shapes.update({state.name: (state.stored_size,) for state in cell.states})
     params = {param.name: param for param in cell.parameters}
@@ -408,9 +414,11 @@ def _validate(cell: Cell, source: _Source) -> None:
         def fail(
             message: str, node: Expr | None = None, eq: Equation = equation
         ) -> SpecSemanticError:
-            column = eq.location.column + (eq.offsets.get(node, 0) if node is not None else 0)
-            where = Location(eq.location.path, eq.location.line, column)
-            return SpecSemanticError(f"{cell.name}: {eq.target} = {eq.source}: {message}", where)
+            offset = eq.offsets.get(node, 0) if node is not None else 0
+            where = notation.position(eq.location, eq.source, offset)
+            return SpecSemanticError(
+                f"{cell.name}: {eq.target} = {' '.join(eq.source.split())}: {message}", where
+            )
 
         if equation.target in reserved:
             raise fail(f"cannot assign to {equation.target!r}: it is an input or a parameter")
@@ -437,7 +445,10 @@ def _validate(cell: Cell, source: _Source) -> None:
     projections = {state.projection for state in cell.states if state.projection}
     for name in params:
         if name not in used and name not in projections:
-            raise SpecSemanticError(f"{cell.name}: parameter {name!r} is never used", where)
+            raise SpecSemanticError(
+                f"{cell.name}: parameter {name!r} is never used",
+                source.locate_key(f"parameters.{name}"),
+            )
     for state in cell.states:
         if state.projection:
             param = params.get(state.projection)
@@ -455,6 +466,25 @@ def _validate(cell: Cell, source: _Source) -> None:
         raise SpecSemanticError(f"{cell.name}: the input {INPUT!r} is never used", where)
     if cell.output not in {state.name for state in cell.states}:
         raise SpecSemanticError(f"{cell.name}: output {cell.output!r} is not a state", where)
+
+
+def _validate_names(cell: Cell, source: _Source) -> None:
+    """Every name becomes a variable of the generated code: a Python identifier, not a keyword."""
+    declared = [
+        *(("gate", name, source.locate(name, "gates")) for name in cell.gates),
+        *(("state", s.name, source.locate_key(f"state.{s.name}")) for s in cell.states),
+        *(
+            ("parameter", p.name, source.locate_key(f"parameters.{p.name}"))
+            for p in cell.parameters
+        ),
+        *(("equation target", eq.target, eq.location) for eq in cell.equations),
+    ]
+    for what, name, where in declared:
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise SpecSemanticError(
+                f"{cell.name}: {what} {name!r} is not a valid name (an identifier, not a keyword)",
+                where,
+            )
 
 
 def _infer(
@@ -478,15 +508,15 @@ def _infer(
             raise fail(f"unknown symbol {expr.id!r} (or used before it is assigned)", expr)
         return shapes[expr.id]
     if isinstance(expr, Block):
-        param = params.get(expr.param)
-        if param is None:
+        stacked = params.get(expr.param)
+        if stacked is None:
             raise fail(f"unknown parameter {expr.param!r}", expr)
-        if expr.gate not in param.blocks:
+        if expr.gate not in stacked.blocks:
             raise fail(
-                f"{expr.param!r} has no block {expr.gate!r} (blocks: {', '.join(param.blocks)})",
+                f"{expr.param!r} has no block {expr.gate!r} (blocks: {', '.join(stacked.blocks)})",
                 expr,
             )
-        return param.block_shape
+        return stacked.block_shape
     if isinstance(expr, Neg):
         return infer(expr.operand)
     if isinstance(expr, Call):
