@@ -126,11 +126,11 @@ def library() -> tuple[Hypothesis, ...]:
     return load_library()
 
 
-def explanations(case: Case, hypotheses: Iterable[Hypothesis] | None = None) -> list[Explanation]:
+def explanations(case: Case) -> list[Explanation]:
     """Every hypothesis of the library that can show on ``case``, applied to its cell."""
     cell = case.config.resolve()
     found = []
-    for hypothesis in library() if hypotheses is None else hypotheses:
+    for hypothesis in library():
         if hypothesis.applies(cell, case):
             found.extend(KINDS[hypothesis.kind](hypothesis, cell, case.config))
     return found
@@ -337,7 +337,7 @@ def _layer_function(cell: Cell) -> Callable[..., Any]:
         return layer_function(cell, "numpy")
     spec = Spec(cell.kind, cell.path, cell.digest, cell.variant, {cell.variant: cell})
     module = codegen.load_module(spec, "numpy")
-    return getattr(module, cell.function_name)  # type: ignore[no-any-return]
+    return getattr(module, cell.function_name)
 
 
 # -- running a model on the case's inputs --------------------------------------------------
@@ -538,8 +538,7 @@ def _first_step(bad: np.ndarray, lengths: np.ndarray | None, direction: int) -> 
     else:
         order = np.argsort(_reverse_index(lengths, steps, batch), axis=0)
     rank = np.where(bad, order, steps + 1)
-    step, column = np.unravel_index(np.argmin(rank), rank.shape)
-    return int(step)
+    return int(np.unravel_index(np.argmin(rank), rank.shape)[0])
 
 
 def localise(
@@ -611,8 +610,9 @@ def _one_step(
     masks = _masks(lengths, x.shape[0])
     index = composition().index(0, direction, config.num_directions)
     state = tuple(s[index] for s in states)
-    wrong = np.zeros(own.shape[:2], dtype=bool)
-    for k in range(x.shape[0]):
+    steps, batch = own.shape[0], own.shape[1]
+    wrong = np.zeros((steps, batch), dtype=bool)
+    for k in range(steps):
         keep = None if masks is None else masks[k : k + 1]
         output, new = layer_function(x[k : k + 1], state, **w, masks=keep)
         ratio, _ = _excess(output[0], own[k], tol)
@@ -621,9 +621,9 @@ def _one_step(
         state = (forced, *new[1:])
     if masks is not None:
         wrong &= masks[..., 0]
-    position = _reverse_index(lengths, *wrong.shape) if direction else np.indices(wrong.shape)[0]
+    position = _reverse_index(lengths, steps, batch) if direction else np.indices(wrong.shape)[0]
     positions = [int(position[k, row.argmax()]) for k, row in enumerate(wrong) if row.any()]
-    return replace(found, wrong_updates=tuple(positions), updates=x.shape[0])
+    return replace(found, wrong_updates=tuple(positions), updates=steps)
 
 
 # -- the verdict ---------------------------------------------------------------------------
