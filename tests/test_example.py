@@ -74,10 +74,8 @@ def test_scratch_lstm_passes_every_category(tmp_path: Path) -> None:
     assert result.returncode == 0, output[-4000:]
     assert "= rnnspec conformance: scratch-lstm =" in output
     rows = summary_rows(output)
-    for category in ("parity", "gradients", "layout"):
-        passed, failed, _ = rows[category]
-        assert passed > 0 and failed == 0, (category, rows)
-    assert rows["total"][1] == 0
+    assert rows["parity"][0] > 0
+    assert all(failed == 0 for _, failed, _ in rows.values()), rows
     assert "cell lstm:peephole not supported (supports: gru, gru:reset_before, lstm)" in output
     assert "proj_size not supported" in output
 
