@@ -105,4 +105,9 @@ def test_buggy_twin_fails_with_a_message_naming_the_planted_bug(tmp_path: Path) 
     assert float(error) > 1e-3 > float(atol) > 0
     assert abs(float(got) - float(expected)) > float(atol)
     assert shown_config == config
-    assert "gates ordered (i, g, f, o)" in output
+    verdict = re.search(r"^E\s+diagnosis: (.*)$", output, re.MULTILINE)
+    assert verdict, output[-4000:]
+    assert re.search(
+        r"matches \S+ \(Long short-term memory with gates ordered \(i, g, f, o\)\)",
+        verdict.group(1),
+    ), verdict.group(1)
