@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -492,7 +492,7 @@ def test_composition_state_index() -> None:
 
 
 @pytest.fixture
-def registered() -> Callable[[spec.Spec], spec.Spec]:
+def registered() -> Iterator[Callable[[spec.Spec], spec.Spec]]:
     """``spec.register`` that is undone after the test."""
     before = dict(spec._registered)
     yield spec.register

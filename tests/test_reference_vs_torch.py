@@ -1,0 +1,331 @@
+"""The generated references against torch.nn, and against each other, in float64.
+
+The PyTorch reference (``reference.nn``) must reproduce ``torch.nn.RNN``/``GRU``/``LSTM``
+forward and backward to float64 round-off over every flag combination and input mode;
+the NumPy gold (``reference.gold``) must reproduce the PyTorch reference for every cell,
+variants included. The variants without a torch.nn equivalent are also checked against
+independent per-step formulas (ONNX's definitions).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from reference import gold, nn
+from rnnspec.compare import CheckFailure, compare
+from rnnspec.config import RNNConfig
+from rnnspec.tolerance import FLOOR, Tolerance
+from rnnspec.weights import random_input, random_state, random_weights
+
+EXACT = Tolerance(atol=FLOOR, rtol=0.0)  # same math in float64: only round-off may differ
+INPUT, HIDDEN, PROJ = 5, 4, 3
+STEPS, BATCH = 6, 3
+LENGTHS = (STEPS, 1, STEPS - 2)  # unsorted, with the edge lengths 1 and T
+MODES = ("padded", "packed", "unbatched")
+TORCH_CELLS = ("elman", "elman:relu", "gru", "lstm")
+VARIANTS = ("gru:reset_before", "lstm:peephole", "lstm:coupled")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One network configuration and the way its input is given."""
+
+    config: RNNConfig
+    mode: str
+    given_state: bool
+    seed: int
+
+    @property
+    def batch(self) -> int | None:
+        return None if self.mode == "unbatched" else BATCH
+
+    @property
+    def lengths(self) -> tuple[int, ...] | None:
+        return LENGTHS if self.mode == "packed" else None
+
+    def label(self) -> str:
+        state = "h0" if self.given_state else "hx=None"
+        return f"{self.config.describe()} T={STEPS} {self.mode} {state}"
+
+    def id(self) -> str:
+        return self.label().replace(" ", "-").replace("=", "")
+
+
+def runs(cells: tuple[str, ...], layers: tuple[int, ...] = (1, 2, 3)) -> list[Run]:
+    found = []
+    flags = itertools.product(layers, (False, True), (True, False), (False, True))
+    for seed, (cell, (num_layers, bidirectional, bias, batch_first)) in enumerate(
+        itertools.product(cells, flags)
+    ):
+        for proj in (0, PROJ) if cell.startswith("lstm") else (0,):
+            config = RNNConfig(
+                cell=cell,
+                input_size=INPUT,
+                hidden_size=HIDDEN,
+                num_layers=num_layers,
+                bidirectional=bidirectional,
+                bias=bias,
+                batch_first=batch_first,
+                proj_size=proj,
+            )
+            for given_state, mode in itertools.product((True, False), MODES):
+                found.append(Run(config, mode, given_state, seed))
+    return found
+
+
+def params(found: list[Run]) -> list[Any]:
+    return [pytest.param(run, id=run.id()) for run in found]
+
+
+TORCH_RUNS = runs(TORCH_CELLS)
+VARIANT_RUNS = runs(VARIANTS, layers=(1, 2))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny tensors: torch's intra-op threads only add overhead (10x on 2 busy cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def inputs(run: Run) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+    """Float64 input (padding zeroed when packed) and initial states, if given."""
+    x = random_input(run.config, STEPS, run.batch, run.seed)
+    if run.lengths is not None:
+        valid = np.arange(STEPS)[:, None] < np.asarray(run.lengths)[None, :]
+        x = x * (valid.T if run.config.batch_first else valid)[..., None]
+    hx = random_state(run.config, run.batch, run.seed) if run.given_state else None
+    return x, hx
+
+
+def call(module: torch.nn.Module, run: Run, x: torch.Tensor, hx: Any) -> tuple[Any, ...]:
+    """Run ``module``; return (output padded, *final states) as tensors."""
+    batch_first = run.config.batch_first
+    given = x
+    if run.lengths is not None:
+        given = pack_padded_sequence(
+            x, list(run.lengths), batch_first=batch_first, enforce_sorted=False
+        )
+    output, state = module(given, None if hx is None else as_hx(hx))
+    if run.lengths is not None:
+        assert isinstance(output, PackedSequence), f"output is not packed [{run.label()}]"
+        output = pad_packed_sequence(output, batch_first=batch_first, total_length=STEPS)[0]
+    return (output, *(state if isinstance(state, tuple) else (state,)))
+
+
+def leaves(x: np.ndarray, hx: tuple[np.ndarray, ...] | None) -> tuple[torch.Tensor, ...]:
+    arrays = (x, *(hx or ()))
+    return tuple(torch.tensor(array, requires_grad=True) for array in arrays)
+
+
+def as_hx(states: tuple[Any, ...]) -> Any:
+    """``hx`` as torch.nn takes it: one tensor, or a tuple (h0, c0)."""
+    tensors = tuple(torch.as_tensor(state) for state in states)
+    return tensors if len(tensors) > 1 else tensors[0]
+
+
+def names(run: Run) -> list[str]:
+    return ["output", *(state.name + "_n" for state in run.config.resolve().states)]
+
+
+def torch_pair(run: Run) -> tuple[torch.nn.RNNBase, nn.RNN]:
+    """torch.nn's module with the kit's random weights, and the reference built from it."""
+    module = nn.torch_module(run.config, dtype=torch.float64)
+    weights = random_weights(run.config, run.seed)
+    assert [name for name, _ in module.named_parameters()] == list(weights)
+    module.load_state_dict({name: torch.from_numpy(value) for name, value in weights.items()})
+    return module, nn.from_torch(module)
+
+
+def check_against_torch(run: Run, tamper: Callable[[nn.RNN], None] | None = None) -> None:
+    """Forward and every gradient, with random upstream gradients on each output."""
+    __tracebackhide__ = True
+    module, reference = torch_pair(run)
+    if tamper is not None:
+        tamper(reference)
+    x, hx = inputs(run)
+    results = {}
+    for name, network in (("torch", module), ("reference", reference)):
+        tensors = leaves(x, hx)
+        outputs = call(network, run, tensors[0], tensors[1:] or None)
+        upstream = np.random.default_rng(run.seed + 7)
+        loss = sum(
+            (out * torch.from_numpy(upstream.standard_normal(out.shape))).sum() for out in outputs
+        )
+        loss.backward()
+        inputs_named = zip(("x", "h0", "c0"), tensors, strict=False)
+        grads = {f"grad {what}": tensor.grad for what, tensor in inputs_named}
+        grads |= {f"grad {p}": value.grad for p, value in network.named_parameters()}
+        results[name] = {**dict(zip(names(run), outputs, strict=True)), **grads}
+    expected, got = results["torch"], results["reference"]
+    assert got.keys() == expected.keys()
+    for what, value in expected.items():
+        compare(got[what], value, what, EXACT, run.label())
+
+
+@pytest.mark.parametrize("run", params(TORCH_RUNS))
+def test_reference_equals_torch_nn(run: Run) -> None:
+    check_against_torch(run)
+
+
+def _swap_gates(reference: nn.RNN) -> None:
+    with torch.no_grad():
+        weight = reference.weight_ih_l0
+        weight.copy_(torch.cat(weight.chunk(3 if weight.shape[0] == 3 * HIDDEN else 4)[::-1]))
+
+
+def _skew_gradient(reference: nn.RNN) -> None:
+    reference.weight_hh_l0.register_hook(lambda grad: grad * (1 + 1e-9))
+
+
+def _skew_h0_gradient(reference: nn.RNN) -> None:
+    original = reference._initial_states
+
+    def skewed(*args: Any) -> list[torch.Tensor]:
+        states = [state.view_as(state) for state in original(*args)]
+        for state in states:
+            state.register_hook(lambda grad: grad * (1 + 1e-9))
+        return states
+
+    reference._initial_states = skewed  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "cell", "mode", "caught"),
+    [
+        (_swap_gates, "gru", "padded", "output"),
+        (_swap_gates, "lstm", "packed", "output"),
+        (_skew_gradient, "elman", "unbatched", "grad weight_hh_l0"),
+        (_skew_h0_gradient, "lstm", "padded", "grad h0"),
+    ],
+)
+def test_check_catches_a_broken_reference(tamper, cell: str, mode: str, caught: str) -> None:
+    """The comparison above fails on a reference with a swapped gate or a skewed gradient."""
+    run = next(r for r in TORCH_RUNS if r.config.cell == cell and r.mode == mode and r.given_state)
+    with pytest.raises(CheckFailure, match=rf"^{caught}\[") as info:
+        check_against_torch(run, tamper)
+    assert info.value.category == "mismatch" and run.label() in str(info.value)
+
+
+@pytest.mark.parametrize("run", params(TORCH_RUNS + VARIANT_RUNS))
+def test_gold_equals_torch_reference(run: Run) -> None:
+    """NumPy gold (padded input plus lengths) against the PyTorch reference, forward."""
+    weights = random_weights(run.config, run.seed)
+    reference = nn.RNN(run.config, dtype=torch.float64)
+    reference.load_state_dict({name: torch.from_numpy(value) for name, value in weights.items()})
+    x, hx = inputs(run)
+    tensors = leaves(x, hx)
+    with torch.no_grad():
+        expected = call(reference, run, tensors[0], tensors[1:] or None)
+    output, state = gold.forward(run.config, weights, x, hx, run.lengths)
+    got = (output, *(state if isinstance(state, tuple) else (state,)))
+    for what, got_value, expected_value in zip(names(run), got, expected, strict=True):
+        assert isinstance(got_value, np.ndarray) and got_value.dtype == np.float64, what
+        compare(got_value, expected_value, what, EXACT, run.label())
+
+
+# Independent per-step formulas for the variants (ONNX's operator definitions).
+
+
+def sigmoid(v: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+def gru_reset_before(x, h, w, r_w, wb, rb):
+    """ONNX GRU, linear_before_reset=0: the reset gate scales h before the matmul."""
+    (wr, wz, wn), (rr, rz, rn) = np.split(w, 3), np.split(r_w, 3)
+    (bir, biz, bin_), (bhr, bhz, bhn) = np.split(wb, 3), np.split(rb, 3)
+    r = sigmoid(wr @ x + bir + rr @ h + bhr)
+    z = sigmoid(wz @ x + biz + rz @ h + bhz)
+    n = np.tanh(wn @ x + bin_ + rn @ (r * h) + bhn)
+    return ((1 - z) * n + z * h,)
+
+
+def lstm_peephole(x, h, c, w, r_w, wb, rb, p):
+    """ONNX LSTM with peepholes: i and f see c(t-1), o sees c(t)."""
+    wi, wf, wg, wo = np.split(w @ x + wb + r_w @ h + rb, 4)
+    p_i, p_f, p_o = np.split(p, 3)
+    i = sigmoid(wi + p_i * c)
+    f = sigmoid(wf + p_f * c)
+    c_new = f * c + i * np.tanh(wg)
+    o = sigmoid(wo + p_o * c_new)
+    return o * np.tanh(c_new), c_new
+
+
+def lstm_coupled(x, h, c, w, r_w, wb, rb):
+    """ONNX LSTM with input_forget=1: f = 1 - i; weights hold blocks (i, g, o) only."""
+    wi, wg, wo = np.split(w @ x + wb + r_w @ h + rb, 3)
+    i = sigmoid(wi)
+    c_new = (1 - i) * c + i * np.tanh(wg)
+    return sigmoid(wo) * np.tanh(c_new), c_new
+
+
+STEP_FUNCTIONS = {
+    "gru:reset_before": gru_reset_before,
+    "lstm:peephole": lstm_peephole,
+    "lstm:coupled": lstm_coupled,
+}
+
+
+@pytest.mark.parametrize("cell", VARIANTS)
+def test_variant_semantics(cell: str) -> None:
+    """Gold and PyTorch reference equal a hand-written per-step loop (one layer, B=2)."""
+    config = RNNConfig(cell=cell, input_size=INPUT, hidden_size=HIDDEN)
+    weights = random_weights(config, seed=3)
+    x = random_input(config, STEPS, 2, seed=3)
+    hx = random_state(config, 2, seed=3)
+    extra = [weights["weight_peephole_l0"]] if cell == "lstm:peephole" else []
+    per_layer = [weights[f"{p}_l0"] for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    expected = np.zeros((STEPS, 2, HIDDEN))
+    finals = []
+    for b in range(2):
+        state = tuple(s[0, b] for s in hx)
+        for t in range(STEPS):
+            state = STEP_FUNCTIONS[cell](x[t, b], *state, *per_layer, *extra)
+            expected[t, b] = state[0]
+        finals.append(state)
+    expected_states = [np.stack([final[k] for final in finals])[None] for k in range(len(hx))]
+    reference = nn.RNN(config, dtype=torch.float64)
+    reference.load_state_dict({name: torch.from_numpy(value) for name, value in weights.items()})
+    with torch.no_grad():
+        torch_output, torch_state = reference(torch.from_numpy(x), as_hx(hx))
+    gold_output, gold_state = gold.forward(config, weights, x, hx)
+    label = f"{config.describe()} T={STEPS} B=2"
+    for source, output, state in (
+        ("reference.nn", torch_output, torch_state),
+        ("reference.gold", gold_output, gold_state),
+    ):
+        states = state if isinstance(state, tuple) else (state,)
+        compare(output, expected, f"{source} output", EXACT, label)
+        for name, got, want in zip(("h_n", "c_n"), states, expected_states, strict=False):
+            compare(got, want, f"{source} {name}", EXACT, label)
+
+
+@pytest.mark.parametrize("cell", VARIANTS)
+def test_variant_gradcheck(cell: str) -> None:
+    """Autograd through the PyTorch reference of each variant agrees with finite differences."""
+    config = RNNConfig(cell=cell, input_size=3, hidden_size=2, bidirectional=True)
+    reference = nn.RNN(config, dtype=torch.float64)
+    x = torch.from_numpy(random_input(config, 3, 2, seed=5)).requires_grad_()
+    hx = tuple(
+        torch.from_numpy(state).requires_grad_() for state in random_state(config, 2, seed=5)
+    )
+    weights = tuple(reference.parameters())
+
+    def run(x: torch.Tensor, *rest: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        states, params = rest[: len(hx)], rest[len(hx) :]
+        mapping = dict(zip(dict(reference.named_parameters()), params, strict=True))
+        output, state = torch.func.functional_call(reference, mapping, (x, as_hx(states)))
+        return (output, *(state if isinstance(state, tuple) else (state,)))
+
+    assert torch.autograd.gradcheck(run, (x, *hx, *weights))
