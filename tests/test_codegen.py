@@ -182,16 +182,27 @@ def test_input_projection_is_hoisted(cell: spec.Cell, backend: str) -> None:
     assert text.index("    x_proj = ") < text.index("    for t, x_proj_t in ")
 
 
-def test_hoisting_check_catches_a_per_step_projection() -> None:
-    """A cell whose gate equations are out of stacking order is generated without hoisting."""
+def test_gates_out_of_stacking_order_are_still_hoisted() -> None:
     loaded = spec.loads(SYNTHETIC["gates-out-of-order"], "unordered.toml")
+    assert hoisting_problems(codegen.generate_module(loaded, "torch"), "unordered") == []
+
+
+def test_hoisting_check_catches_a_per_step_projection() -> None:
+    """An input used inside a larger operand cannot be hoisted: the loop reads it per step."""
+    loaded = spec.loads(SYNTHETIC["input-inside-an-operand"], "scaled.toml")
     source = codegen.generate_module(loaded, "torch")
-    assert hoisting_problems(source, "unordered") == [
+    assert hoisting_problems(source, "scaled") == [
         "no x_proj = (all steps of x) @ weight_ih before the loop",
         "the loop reads weight_ih_t",
         "the loop reads x",
         "the loop reads x_t",
     ]
+
+
+def test_a_target_named_like_a_generated_local_is_refused() -> None:
+    loaded = spec.loads(COLLISION, "collision.toml")
+    with pytest.raises(CodegenError, match="'hidden' collides with a name the generated code"):
+        codegen.generate_module(loaded, "torch")
 
 
 def test_in_memory_modules_show_their_source_in_tracebacks() -> None:
@@ -207,7 +218,9 @@ def test_reserved_name_is_a_codegen_error() -> None:
     text = (spec.SPECS_DIR / "elman.toml").read_text(encoding="utf-8")
     text = text.replace('h = "tanh(', 'outputs = "weight_hh @ h"\nh = "tanh(outputs + ')
     loaded = spec.loads(text, "elman.toml")
-    with pytest.raises(CodegenError, match="'outputs' is a name the generator reserves"):
+    with pytest.raises(
+        CodegenError, match="'outputs' collides with a name the generated code uses"
+    ):
         codegen.generate_module(loaded, "numpy")
 
 
@@ -350,21 +363,19 @@ SYNTHETIC = {
     ),
 }
 # Generator bugs, reported; each entry is a spec the generated code gets wrong.
-SYNTHETIC_BROKEN = {
-    "input-inside-an-operand": _synthetic(
-        "scaled",
-        '["h"]',
-        _W_IH + _W_HH + _param("scale", '["input"]', blocks="[]"),
-        'h = "tanh(weight_ih @ (scale * x) + weight_hh @ h)"\n',
-    ),
-    "target-named-like-a-generated-local": _synthetic(
-        "collision",
-        '["r", "h"]',
-        _W_IH + _W_HH,
-        'r = "sigmoid(weight_ih[r] @ x + weight_hh[r] @ h)"\nhidden = "r * h"\n'
-        'h = "tanh(weight_ih[h] @ x + weight_hh[h] @ hidden)"\n',
-    ),
-}
+SYNTHETIC["input-inside-an-operand"] = _synthetic(
+    "scaled",
+    '["h"]',
+    _W_IH + _W_HH + _param("scale", '["input"]', blocks="[]"),
+    'h = "tanh(weight_ih @ (scale * x) + weight_hh @ h)"\n',
+)
+COLLISION = _synthetic(
+    "collision",
+    '["r", "h"]',
+    _W_IH + _W_HH,
+    'r = "sigmoid(weight_ih[r] @ x + weight_hh[r] @ h)"\nhidden = "r * h"\n'
+    'h = "tanh(weight_ih[h] @ x + weight_hh[h] @ hidden)"\n',
+)
 
 
 def _interpreted() -> list[Any]:
@@ -380,11 +391,6 @@ def _interpreted() -> list[Any]:
     found += [
         pytest.param(spec.loads(text, f"{name}.toml"), None, id=name)
         for name, text in SYNTHETIC.items()
-    ]
-    broken = pytest.mark.xfail(reason="codegen bug, reported (see SYNTHETIC_BROKEN)", strict=True)
-    found += [
-        pytest.param(spec.loads(text, f"{name}.toml"), None, id=name, marks=broken)
-        for name, text in SYNTHETIC_BROKEN.items()
     ]
     return found
 
