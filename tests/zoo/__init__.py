@@ -1,0 +1,284 @@
+"""The zoo: deliberately broken RNN implementations, one named bug each (FAILURE_MODES.md).
+
+Each entry is :mod:`tests.zoo.scratch` with one bug switched on, the check category that
+must catch it, and the name the diagnosis should give it (None when the bug lies outside
+the diagnosis library, ``rnnspec/specs/hypotheses.toml``). Capabilities are declared
+honestly for what each entry can run, so the category's checks reach the bug.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rnnspec.protocol import Implementation
+from tests.zoo.scratch import Bugs, implementation, projection_skipped
+
+CATEGORIES = ("shapes", "layout", "parity", "gradients", "device", "dtype", "robustness")
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    bug: str
+    implementation: Implementation
+    catches: str
+    hypothesis: str | None
+
+
+def _entry(
+    name: str,
+    bug: str,
+    catches: str,
+    hypothesis: str | None,
+    cells: set[str],
+    bugs: Bugs | None = None,
+    candidate: Implementation | None = None,
+    **capabilities: Any,
+) -> ZooEntry:
+    if catches not in CATEGORIES:
+        raise ValueError(f"{name}: unknown category {catches!r}")
+    if candidate is None:
+        candidate = implementation(
+            f"zoo:{name}", bugs or Bugs(), cells=frozenset(cells), **capabilities
+        )
+    return ZooEntry(name, bug, candidate, catches, hypothesis)
+
+
+ENTRIES = [
+    _entry(
+        "lstm_gate_order_igfo",
+        "The LSTM reads its stacked weight blocks as (i, g, f, o) instead of (i, f, g, o).",
+        "parity",
+        "gate_permutation:i,g,f,o",
+        {"lstm"},
+        Bugs(gate_order=("i", "g", "f", "o")),
+    ),
+    _entry(
+        "gru_gate_order_zrn",
+        "The GRU reads its stacked weight blocks in Keras/ONNX order (z, r, n).",
+        "parity",
+        "gate_permutation:z,r,n",
+        {"gru"},
+        Bugs(gate_order=("z", "r", "n")),
+    ),
+    _entry(
+        "gru_reset_before",
+        "The GRU applies r to h before the hidden matmul while claiming PyTorch's GRU.",
+        "parity",
+        "gru_reset_before",
+        {"gru"},
+        Bugs(reset_before=True),
+    ),
+    _entry(
+        "missing_bias_ih",
+        "The GRU leaves out the input bias b_ih.",
+        "parity",
+        "missing_bias_ih",
+        {"gru"},
+        Bugs(no_bias_ih=True),
+    ),
+    _entry(
+        "missing_bias_hh",
+        "The GRU leaves out the hidden bias b_hh (b_hn inside the reset gate included).",
+        "parity",
+        "missing_bias_hh",
+        {"gru"},
+        Bugs(no_bias_hh=True),
+    ),
+    _entry(
+        "hidden_forget_bias",
+        "The LSTM adds 1 to the forget gate's pre-activation at run time, like TensorFlow.",
+        "parity",
+        "hidden_forget_bias",
+        {"lstm"},
+        Bugs(forget_bias=1.0),
+    ),
+    _entry(
+        "no_nonlinearity",
+        "The Elman recurrence has no tanh (seed 000's DummyRNN).",
+        "parity",
+        "no_nonlinearity",
+        {"elman"},
+        Bugs(candidate="identity"),
+    ),
+    _entry(
+        "relu_for_tanh",
+        "The GRU candidate n uses relu instead of tanh.",
+        "parity",
+        "relu_for_tanh",
+        {"gru"},
+        Bugs(candidate="relu"),
+    ),
+    _entry(
+        "hard_sigmoid",
+        "The LSTM gates use old Keras' hard_sigmoid, clip(0.2 x + 0.5, 0, 1), for sigmoid.",
+        "parity",
+        "hard_sigmoid",
+        {"lstm"},
+        Bugs(recurrent="hard_sigmoid"),
+    ),
+    _entry(
+        "gru_interpolation_swapped",
+        "The GRU computes h' = z * n + (1 - z) * h instead of (1 - z) * n + z * h.",
+        "parity",
+        "gru_interpolation_swapped",
+        {"gru"},
+        Bugs(interpolation_swapped=True),
+    ),
+    _entry(
+        "transposed_weight",
+        "The Elman network multiplies h by W_hh transposed (h @ W_hh), silent for square W_hh.",
+        "parity",
+        "transposed_weight",
+        {"elman"},
+        Bugs(transposed_hh=True),
+    ),
+    _entry(
+        "log_space_forget",
+        "The LSTM computes f * c as exp(log f + log c), NaN wherever c is negative.",
+        "parity",
+        None,
+        {"lstm"},
+        Bugs(log_space_forget=True),
+    ),
+    _entry(
+        "hn_direction_major",
+        "h_n and c_n are stacked direction-major (direction * L + layer).",
+        "layout",
+        "hn_direction_major",
+        {"lstm"},
+        Bugs(hn_direction_major=True),
+    ),
+    _entry(
+        "reverse_over_padding",
+        "The reverse direction of packed input starts on the pad tokens.",
+        "layout",
+        "reverse_over_padding",
+        {"gru"},
+        Bugs(reverse_over_padding=True),
+    ),
+    _entry(
+        "reverse_not_realigned",
+        "Reverse-direction outputs are left in processing order, not flipped back.",
+        "layout",
+        "reverse_not_realigned",
+        {"elman"},
+        Bugs(reverse_not_realigned=True),
+    ),
+    _entry(
+        "packed_ignored",
+        "Packed input is run as if padded steps were data, so h_n comes from the padding.",
+        "layout",
+        None,
+        {"gru"},
+        Bugs(packed_ignored=True),
+    ),
+    _entry(
+        "batch_first_states",
+        "batch_first is applied to h_n as well as to the output.",
+        "shapes",
+        None,
+        {"gru"},
+        Bugs(batch_first_states=True),
+    ),
+    _entry(
+        "batch1_squeeze",
+        "Output and h_n are .squeeze()d, losing the batch dimension at B = 1 (seed 003).",
+        "shapes",
+        None,
+        {"elman"},
+        Bugs(squeeze=True),
+    ),
+    _entry(
+        "unbatched_as_batch",
+        "2-D (unbatched) input is unsqueezed on the time dimension: T becomes the batch.",
+        "shapes",
+        None,
+        {"gru"},
+        Bugs(unbatched_as_batch=True),
+    ),
+    _entry(
+        "projection_skipped",
+        "The LSTM ignores proj_size: no W_hr, so h and the output are hidden_size wide.",
+        "shapes",
+        "projection_skipped",
+        {"lstm"},
+        candidate=projection_skipped("zoo:projection_skipped"),
+    ),
+    _entry(
+        "missing_gradient",
+        "bias_ih enters the graph detached, so it never gets a gradient.",
+        "gradients",
+        None,
+        {"lstm"},
+        Bugs(detached_bias=True),
+    ),
+    _entry(
+        "state_default_device",
+        "The zero state is torch.zeros(...) without device=, so it stays on the CPU.",
+        "device",
+        None,
+        {"gru"},
+        Bugs(zero_state="default_device"),
+    ),
+    _entry(
+        "state_cuda_if_available",
+        "The zero state goes to 'cuda' if available else 'cpu' (seed 003), ignoring the input.",
+        "device",
+        None,
+        {"lstm"},
+        Bugs(zero_state="cuda_if_available"),
+    ),
+    _entry(
+        "state_plain_attribute",
+        "The zero state is a plain tensor attribute, not a buffer, so .to(device) leaves it.",
+        "device",
+        None,
+        {"elman"},
+        Bugs(zero_state="attribute"),
+        moved=True,
+    ),
+    _entry(
+        "state_float32",
+        "The zero state is created as float32 whatever the input's dtype.",
+        "dtype",
+        None,
+        {"lstm"},
+        Bugs(zero_state="float32"),
+    ),
+    _entry(
+        "input_mutated",
+        "batch_first input is transposed in place (transpose_), changing the caller's tensor.",
+        "robustness",
+        None,
+        {"gru"},
+        Bugs(mutate_input=True),
+    ),
+    _entry(
+        "dropout_after_last",
+        "Dropout is applied after the last layer too, not only between layers.",
+        "robustness",
+        None,
+        {"lstm"},
+        Bugs(dropout_after_last=True),
+    ),
+    _entry(
+        "nondeterministic",
+        "The output carries rounding-size random noise, so identical runs differ.",
+        "robustness",
+        None,
+        {"elman"},
+        Bugs(noise=True),
+    ),
+    _entry(
+        "state_not_reusable",
+        "The LSTM returns (h_n, c_n) as a list but accepts hx only as a tuple.",
+        "robustness",
+        None,
+        {"lstm"},
+        Bugs(state_as_list=True),
+    ),
+]
+
+ZOO: dict[str, ZooEntry] = {entry.name: entry for entry in ENTRIES}
