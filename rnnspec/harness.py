@@ -126,7 +126,7 @@ class Candidate:
             return array.astype(self.case.dtype)
         import torch
 
-        tensor = torch.as_tensor(array).to(self.device, self.dtype)
+        tensor = torch.as_tensor(array).to(self.device, self.dtype, copy=True)
         return tensor.requires_grad_(requires_grad)
 
     def prepare(self, requires_grad: bool = False) -> tuple[Any, Any]:

@@ -1,0 +1,12 @@
+"""Dtypes: float64, float32, bfloat16 and float16 kept, each within its tolerance of the gold."""
+
+import pytest
+
+from rnnspec.checks import dtype
+
+pytestmark = pytest.mark.dtype
+
+
+@pytest.mark.cases(provider=dtype.cases)
+def test_dtype(implementation, case, record):
+    dtype.check_dtype(implementation, case, record)

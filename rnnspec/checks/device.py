@@ -1,0 +1,244 @@
+"""Device: outputs and states live on the input's device, and state is never made elsewhere.
+
+The meta device needs no GPU and exposes the three ways state lands on the wrong device
+(FAILURE_MODES #23): ``torch.zeros`` without ``device=``, a hard-coded ``.cuda()``, and a
+tensor kept as a plain attribute (``module.to()`` moves only parameters and buffers).
+Meta tensors hold no values, so meta checks compare device, dtype and shape; CPU and CUDA
+checks also compare values with the gold. Packed input is not run on meta: PyTorch's own
+``pad_packed_sequence`` cannot run there (torch 2.13: "Cannot copy out of meta tensor"),
+so a candidate that uses it would fail through no fault of its own. torch.nn's RNN, GRU
+and LSTM run every other configuration on meta, in every dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from rnnspec.cases import Case
+from rnnspec.checks import Record
+from rnnspec.checks.dtype import check_dtypes
+from rnnspec.checks.parity import compare_outputs
+from rnnspec.checks.robustness import check_shapes, expect_raise, quiet
+from rnnspec.compare import CheckFailure, compare
+from rnnspec.config import RNNConfig
+from rnnspec.harness import Candidate, Outputs, Unsupported, gold, make_inputs, no_grad, require
+from rnnspec.protocol import Implementation
+from rnnspec.tolerance import tolerance
+
+STEPS, BATCH = 6, 3
+META_STEPS = 2  # torch runs RNNs on meta step by step through Python decompositions: slow
+LENGTHS = (4, 6, 1)
+SIZES = dict(input_size=5, hidden_size=7)
+PROJ = 3
+HINT = "state created without device=, or a tensor not registered as buffer?"
+
+
+def _case(
+    cell: str,
+    device: str,
+    dtype: str,
+    layers: int = 1,
+    bidirectional: bool = False,
+    *,
+    steps: int = STEPS,
+    batch: int | None = BATCH,
+    given_state: bool = True,
+    lengths: tuple[int, ...] | None = None,
+    **config: Any,
+) -> Case:
+    network = RNNConfig(
+        cell=cell, num_layers=layers, bidirectional=bidirectional, **SIZES, **config
+    )
+    return Case(network, steps, batch, dtype, device, lengths, given_state)
+
+
+def _has_proj(cell: str) -> bool:
+    return RNNConfig(cell=cell).resolve().supports_proj
+
+
+def meta_cases(cells: Iterable[str]) -> list[Case]:
+    """With and without h0, stacked bidirectional, batch_first, unbatched, projections."""
+    found = []
+    for cell in cells:
+        found += [
+            _case(cell, "meta", "float32", steps=META_STEPS),
+            _case(cell, "meta", "float64", steps=META_STEPS, given_state=False),
+            _case(cell, "meta", "float32", 2, True, steps=META_STEPS, given_state=False),
+            _case(cell, "meta", "bfloat16", steps=META_STEPS, batch_first=True),
+            _case(cell, "meta", "float16", steps=META_STEPS, batch=None, given_state=False),
+        ]
+        if _has_proj(cell):
+            found.append(_case(cell, "meta", "float32", 2, True, steps=META_STEPS, proj_size=PROJ))
+    return found
+
+
+def zero_state_cases(cells: Iterable[str]) -> list[Case]:
+    """hx=None on the CPU in float64 and float32: batched, stacked batch_first, unbatched."""
+    found = []
+    for cell in cells:
+        found += [
+            _case(cell, "cpu", "float64", given_state=False),
+            _case(cell, "cpu", "float32", 2, True, batch_first=True, given_state=False),
+            _case(cell, "cpu", "float64", batch=None, given_state=False),
+        ]
+    return found
+
+
+def cuda_cases(cells: Iterable[str]) -> list[Case]:
+    """float64 with h0, float32 stacked bidirectional without, float32 packed."""
+    found = []
+    for cell in cells:
+        found += [
+            _case(cell, "cuda", "float64"),
+            _case(cell, "cuda", "float32", 2, True, given_state=False),
+            _case(cell, "cuda", "float32", 1, True, lengths=LENGTHS),
+        ]
+    return found
+
+
+def mixed_cases(cells: Iterable[str]) -> list[Case]:
+    """Input on the CPU with state on meta (one and two bidirectional batch_first layers),
+    and input on CUDA with state on the CPU."""
+    found = []
+    for cell in cells:
+        found += [
+            _case(cell, "cpu", "float32"),
+            _case(cell, "cpu", "float32", 2, True, batch_first=True),
+            _case(cell, "cuda", "float32"),
+        ]
+    return found
+
+
+def cases(cells: Iterable[str]) -> list[Case]:
+    """Every case of the category (each check takes its own provider's)."""
+    cells = list(cells)
+    return meta_cases(cells) + zero_state_cases(cells) + cuda_cases(cells) + mixed_cases(cells)
+
+
+def _require_cuda() -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise Unsupported("CUDA not available")
+
+
+@contextmanager
+def _float32_without_tf32() -> Iterator[None]:
+    """float32 is judged as float32: TF32 matmuls (cuDNN's RNN default) would need a
+    TF32 tolerance the policy does not have."""
+    import torch
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def check_placement(got: Outputs, expected: Outputs, case: Case) -> None:
+    """Output and states are on the case's device, in its dtype, with the gold's shapes."""
+    __tracebackhide__ = True
+    names = ["output"] + [state.name + "_n" for state in case.config.resolve().states]
+    for name, value in zip(names, (got.output, *got.states), strict=True):
+        device = getattr(value, "device", "cpu")  # a torch.device, or NumPy's "cpu"
+        if getattr(device, "type", device) != case.device:
+            raise CheckFailure(
+                f"{name} is on {device}, but should be on {case.device} (the input's device) "
+                f"— {HINT} [{case.label()}]",
+                category="device",
+            )
+    check_dtypes(got, case)
+    check_shapes(got, expected, case)
+
+
+def check_meta(impl: Implementation, case: Case, record: Record) -> None:
+    """Built on meta and run on meta input: no error, everything on meta with the right
+    dtype and shape. A raise names the likely cause: state or a tensor left on the CPU."""
+    __tracebackhide__ = True
+    require(impl, case)
+    inputs = make_inputs(case)
+    expected = gold(case, inputs)
+    with quiet():
+        candidate = Candidate(impl, case, inputs)
+    x, hx = candidate.prepare()
+    try:
+        with no_grad(candidate), quiet():
+            result = impl.call(candidate.instance, candidate.pack(x), hx)
+    except Exception as error:
+        raise CheckFailure(
+            f"{impl.name}: forward on meta raised {type(error).__name__}: {error} — {HINT} "
+            f"[{case.label()}]",
+            category="device",
+        ) from error
+    check_placement(candidate.unpack(result), expected, case)
+
+
+def check_zero_state(impl: Implementation, case: Case, record: Record) -> None:
+    """hx=None starts from zeros in the input's dtype and device: the gold, and the same
+    as a run with explicit zero states."""
+    __tracebackhide__ = True
+    require(impl, case)
+    inputs = make_inputs(case)
+    expected = gold(case, inputs)
+    with quiet():
+        candidate = Candidate(impl, case, inputs)
+    shapes = case.config.state_shapes(case.config.resolve(), case.batch)
+    with no_grad(candidate), quiet():
+        got = candidate.run(candidate.prepare()[0], None)
+        zeros = tuple(candidate.tensor(np.zeros(shape)) for shape in shapes)
+        explicit = candidate.run(candidate.prepare()[0], zeros if len(zeros) > 1 else zeros[0])
+    check_placement(got, expected, case)
+    compare_outputs(got, expected, case, record)
+    tol = tolerance(case.dtype, case.steps, case.config.num_layers)
+    label = f"{case.label()} vs explicit zero hx"
+    names = ["output"] + [state.name + "_n" for state in case.config.resolve().states]
+    for name, value, reference in zip(
+        names, (got.output, *got.states), (explicit.output, *explicit.states), strict=True
+    ):
+        record(compare(value, reference, f"{name} with hx=None", tol, label))
+
+
+def check_cuda(impl: Implementation, case: Case, record: Record) -> None:
+    """On CUDA: everything stays on the GPU and equals the gold like parity (TF32 off)."""
+    __tracebackhide__ = True
+    require(impl, case)
+    _require_cuda()
+    inputs = make_inputs(case)
+    expected = gold(case, inputs)
+    with quiet(), _float32_without_tf32():
+        candidate = Candidate(impl, case, inputs)
+        with no_grad(candidate):
+            got = candidate.run(*candidate.prepare())
+    check_placement(got, expected, case)
+    compare_outputs(got, expected, case, record)
+
+
+def check_mixed_devices(impl: Implementation, case: Case, record: Record) -> None:
+    """State on another device than the input (all of it, or only c0) raises."""
+    __tracebackhide__ = True
+    other = "cpu" if case.device == "cuda" else "meta"
+    require(impl, case)
+    require(impl, case.replace(device=other))
+    if "cuda" in (case.device, other):
+        _require_cuda()
+    with quiet():
+        candidate = Candidate(impl, case, make_inputs(case))
+    x, hx = candidate.prepare()
+    states = hx if isinstance(hx, tuple) else (hx,)
+    names = [state.name + "0" for state in case.config.resolve().states]
+    variants = [(", ".join(names), tuple(state.to(other) for state in states))]
+    if len(states) > 1:
+        variants.append((names[-1], (*states[:-1], states[-1].to(other))))
+    for what, moved in variants:
+        expect_raise(
+            candidate,
+            x,
+            moved if len(moved) > 1 else moved[0],
+            f"{what} on {other} with input on {case.device}",
+            category="device",
+        )

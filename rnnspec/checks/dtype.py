@@ -1,0 +1,92 @@
+"""Dtype: output and states keep the input's dtype, and each dtype meets its tolerance.
+
+Every case runs in float64, float32, bfloat16 and float16 (each skipped unless declared)
+and is judged against the float64 gold with ``tolerance(dtype, T, layers)``. Cases without
+h0 catch a zero state created in a hard-coded dtype (FAILURE_MODES #24): float32 zeros
+in a float64 network either raise or cost float64 its precision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rnnspec.cases import Case
+from rnnspec.checks import Record
+from rnnspec.checks.parity import compare_outputs
+from rnnspec.checks.robustness import quiet
+from rnnspec.compare import CheckFailure
+from rnnspec.config import RNNConfig
+from rnnspec.harness import Candidate, Outputs, gold, make_inputs, no_grad, require
+from rnnspec.protocol import Implementation
+
+DTYPES = ("float64", "float32", "bfloat16", "float16")
+STEPS, BATCH = 6, 3
+LENGTHS = (4, 6, 1)
+SIZES = dict(input_size=5, hidden_size=7)
+PROJ = 3
+
+
+def _case(cell: str, dtype: str, layers: int = 1, bidirectional: bool = False, **run: Any) -> Case:
+    batch_first = run.pop("batch_first", False)
+    proj = run.pop("proj", 0)
+    config = RNNConfig(
+        cell=cell,
+        num_layers=layers,
+        bidirectional=bidirectional,
+        batch_first=batch_first,
+        proj_size=proj,
+        **SIZES,
+    )
+    return Case(config, steps=STEPS, batch=BATCH, dtype=dtype, **run)
+
+
+def cases(cells: Iterable[str]) -> list[Case]:
+    """Per cell and dtype: one layer with and without h0, two bidirectional batch_first
+    layers, packed unsorted lengths without h0, and projections where the cell has them."""
+    found = []
+    for cell in cells:
+        has_proj = RNNConfig(cell=cell).resolve().supports_proj
+        for dtype in DTYPES:
+            found += [
+                _case(cell, dtype),
+                _case(cell, dtype, given_state=False),
+                _case(cell, dtype, 2, True, batch_first=True),
+                _case(cell, dtype, 1, True, lengths=LENGTHS, given_state=False),
+            ]
+            if has_proj:
+                found.append(_case(cell, dtype, 2, False, proj=PROJ))
+    return found
+
+
+def dtype_name(value: Any) -> str:
+    """``float32`` for ``torch.float32`` and ``np.float32`` alike."""
+    return str(value.dtype).removeprefix("torch.")
+
+
+def check_dtypes(got: Outputs, case: Case) -> None:
+    """Output and every final state have the case's (the input's) dtype."""
+    __tracebackhide__ = True
+    names = ["output"] + [state.name + "_n" for state in case.config.resolve().states]
+    for name, value in zip(names, (got.output, *got.states), strict=True):
+        found = dtype_name(value)
+        if found != case.dtype:
+            raise CheckFailure(
+                f"{name} has dtype {found}, but should have {case.dtype} (the input's dtype) "
+                f"[{case.label()}]",
+                category="dtype",
+            )
+
+
+def check_dtype(impl: Implementation, case: Case, record: Record) -> None:
+    """The run keeps the input's dtype and is as close to the gold as the dtype allows."""
+    __tracebackhide__ = True
+    require(impl, case)
+    inputs = make_inputs(case)
+    expected = gold(case, inputs)
+    with quiet():
+        candidate = Candidate(impl, case, inputs)
+        with no_grad(candidate):
+            got = candidate.run(*candidate.prepare())
+    check_dtypes(got, case)
+    compare_outputs(got, expected, case, record)

@@ -1,0 +1,525 @@
+"""Robustness: the edges of the call contract that real implementations get wrong.
+
+Size-one dimensions kept (FAILURE_MODES #16), inputs left unmutated, identical runs
+bitwise equal (#26), chunked runs with the returned state fed back equal one run (#15),
+packed input equal to each sequence run alone (#17, #19), dropout only between layers and
+never in eval mode (#27), malformed h0 and 4-D input rejected (#13, #14), unbatched input
+equal to a batch of one (#13). Everything but packing runs for NumPy candidates too.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from rnnspec.cases import Case
+from rnnspec.checks import Record
+from rnnspec.checks.parity import compare_outputs
+from rnnspec.compare import CheckFailure, compare, to_numpy
+from rnnspec.config import RNNConfig
+from rnnspec.harness import Candidate, Outputs, _guard, gold, make_inputs, no_grad, require
+from rnnspec.protocol import Implementation
+from rnnspec.tolerance import Tolerance, tolerance
+
+EXACT = Tolerance(0.0, 0.0)  # bitwise: determinism and mutation are not numerical questions
+SIZES = dict(input_size=5, hidden_size=7)
+PROJ = 3
+LENGTHS = (3, 6, 1, 5)  # unsorted, with 1 and T
+CHUNKS = ((0, 1), (1, 3), (3, 6))  # a single step, then two longer chunks
+DROPOUT = 0.5
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Ignore the candidate's warnings: torch.nn warns about dropout on one layer and about
+    oneDNN fallbacks, and a warning is not a failure."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def call(candidate: Candidate, x: Any, hx: Any, what: str = "forward") -> tuple[Any, Outputs]:
+    """Call the candidate on ``x`` exactly as given: its raw result, and that checked."""
+    __tracebackhide__ = True
+    impl = candidate.impl
+    raw = _guard(
+        f"{impl.name}: {what}", candidate.case, lambda: impl.call(candidate.instance, x, hx)
+    )
+    return raw, candidate.unpack(raw)
+
+
+def check_shapes(got: Outputs, expected: Outputs, case: Case) -> None:
+    """Output and every final state have the gold's shapes."""
+    __tracebackhide__ = True
+    names = ["output"] + [name + "_n" for name in _state_names(case)]
+    for name, value, reference in zip(
+        names, (got.output, *got.states), (expected.output, *expected.states), strict=True
+    ):
+        if tuple(value.shape) != np.shape(reference):
+            raise CheckFailure(
+                f"{name} has shape {tuple(value.shape)}, but should have "
+                f"{np.shape(reference)} [{case.label()}]",
+                category="shape",
+            )
+
+
+def _config(cell: str, layers: int = 1, bidirectional: bool = False, **options: Any) -> RNNConfig:
+    return RNNConfig(
+        cell=cell, num_layers=layers, bidirectional=bidirectional, **{**SIZES, **options}
+    )
+
+
+def _has_proj(cell: str) -> bool:
+    return RNNConfig(cell=cell).resolve().supports_proj
+
+
+def _time_axis(case: Case) -> int:
+    return 1 if case.batch is not None and case.config.batch_first else 0
+
+
+def _steps(value: Any, axis: int, start: int, stop: int) -> Any:
+    return value[(slice(None),) * axis + (slice(start, stop),)]
+
+
+def _copy(value: Any) -> Any:
+    return value.clone() if hasattr(value, "clone") else np.copy(value)
+
+
+def _states(hx: Any) -> tuple[Any, ...]:
+    return () if hx is None else hx if isinstance(hx, tuple) else (hx,)
+
+
+def _state_names(case: Case) -> list[str]:
+    return [state.name for state in case.config.resolve().states]
+
+
+@contextmanager
+def _seeded(candidate: Candidate, seed: int) -> Iterator[None]:
+    """Fix torch's global generator for one training-mode run, and restore it after."""
+    if not candidate.torch:
+        yield
+        return
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def _set_training(candidate: Candidate, training: bool) -> None:
+    """``train()`` or ``eval()`` on instances that have them (NumPy ones rarely do)."""
+    method = getattr(candidate.instance, "train" if training else "eval", None)
+    if callable(method):
+        method()
+
+
+def _build(impl: Implementation, case: Case, inputs: Any = None) -> Candidate:
+    with quiet():
+        return Candidate(impl, case, make_inputs(case) if inputs is None else inputs)
+
+
+# --- size-one dimensions ------------------------------------------------------------------
+
+
+def keep_dimension_cases(cells: Iterable[str]) -> list[Case]:
+    """B, T and H of one next to larger ones, time-major and batch_first."""
+    sizes = ((1, 1, 1, False), (1, 5, 7, True), (2, 1, 7, False), (3, 5, 1, True))
+    return [
+        Case(_config(cell, hidden_size=hidden, batch_first=batch_first), steps=T, batch=B)
+        for cell in cells
+        for B, T, hidden, batch_first in sizes
+    ]
+
+
+def check_keeps_dimensions(impl: Implementation, case: Case, record: Record) -> None:
+    """Size-one batch, time and hidden dimensions survive: shapes and values equal the gold."""
+    __tracebackhide__ = True
+    require(impl, case)
+    inputs = make_inputs(case)
+    expected = gold(case, inputs)
+    candidate = _build(impl, case, inputs)
+    with no_grad(candidate), quiet():
+        got = candidate.run(*candidate.prepare())
+    compare_outputs(got, expected, case, record)
+
+
+# --- no mutation ----------------------------------------------------------------------------
+
+
+def mutation_cases(cells: Iterable[str]) -> list[Case]:
+    """Given h0, batch_first; and packed two bidirectional layers."""
+    found = []
+    for cell in cells:
+        found.append(Case(_config(cell, batch_first=True), steps=6, batch=3))
+        found.append(Case(_config(cell, 2, True), steps=6, batch=4, lengths=LENGTHS))
+    return found
+
+
+def check_no_mutation(impl: Implementation, case: Case, record: Record) -> None:
+    """Input (the packed data too) and every h0 are bitwise unchanged by the forward call."""
+    __tracebackhide__ = True
+    require(impl, case)
+    candidate = _build(impl, case)
+    x, hx = candidate.prepare()
+    fed = candidate.pack(x)
+    watched = {"input (packed data)": fed.data} if case.packed else {"input": fed}
+    watched.update(zip((name + "0" for name in _state_names(case)), _states(hx), strict=True))
+    before = {what: _copy(value) for what, value in watched.items()}
+    with no_grad(candidate), quiet():
+        call(candidate, fed, hx)
+    for what, value in watched.items():
+        record(compare(value, before[what], f"{what} after forward", EXACT, case.label()))
+
+
+# --- determinism ----------------------------------------------------------------------------
+
+
+def determinism_cases(cells: Iterable[str]) -> list[Case]:
+    """Two bidirectional layers without h0 (a module that keeps state between calls fails)."""
+    return [Case(_config(cell, 2, True), steps=6, batch=3, given_state=False) for cell in cells]
+
+
+def check_deterministic(impl: Implementation, case: Case, record: Record) -> None:
+    """Two identical calls on one instance return bitwise identical outputs and states."""
+    __tracebackhide__ = True
+    require(impl, case)
+    candidate = _build(impl, case)
+    with no_grad(candidate), quiet():
+        first = candidate.run(*candidate.prepare())
+        second = candidate.run(*candidate.prepare())
+    names = ["output"] + [name + "_n" for name in _state_names(case)]
+    for name, got, expected in zip(
+        names, (second.output, *second.states), (first.output, *first.states), strict=True
+    ):
+        record(compare(got, expected, f"{name} of a second identical run", EXACT, case.label()))
+
+
+# --- chunks with carried state ----------------------------------------------------------------
+
+
+def chunk_cases(cells: Iterable[str]) -> list[Case]:
+    """One layer with h0; two batch_first layers without; unbatched; projections."""
+    found = []
+    for cell in cells:
+        found.append(Case(_config(cell), steps=6, batch=3))
+        found.append(Case(_config(cell, 2, batch_first=True), steps=6, batch=3, given_state=False))
+        found.append(Case(_config(cell), steps=6, batch=None))
+        if _has_proj(cell):
+            found.append(Case(_config(cell, 2, proj_size=PROJ), steps=6, batch=3))
+    return found
+
+
+def check_chunked(impl: Implementation, case: Case, record: Record) -> None:
+    """Steps 1, 2-3 and 4-6 run one after another, each chunk getting the state the previous
+    one returned (as returned), equal one run over all six steps."""
+    __tracebackhide__ = True
+    require(impl, case)
+    inputs = make_inputs(case)
+    expected = gold(case, inputs)
+    candidate = _build(impl, case, inputs)
+    axis = _time_axis(case)
+    label = f"{case.label()} chunks={[stop - start for start, stop in CHUNKS]}"
+    tol = tolerance(case.dtype, case.steps, case.config.num_layers)
+    x, state = candidate.prepare()
+    with no_grad(candidate), quiet():
+        for start, stop in CHUNKS:
+            what = "forward" if start == 0 else "forward with the state it returned as hx"
+            raw, got = call(candidate, _steps(x, axis, start, stop), state, what)
+            state = raw[1]
+            part = _steps(expected.output, axis, start, stop)
+            record(compare(got.output, part, f"output of steps {start}..{stop - 1}", tol, label))
+    names = [name + "_n" for name in _state_names(case)]
+    for name, got_state, expected_state in zip(names, got.states, expected.states, strict=True):
+        record(compare(got_state, expected_state, f"{name} after the last chunk", tol, label))
+
+
+# --- packed sequences -----------------------------------------------------------------------
+
+
+def packed_cases(cells: Iterable[str]) -> list[Case]:
+    """Unsorted lengths with 1 and T: one layer with h0, two bidirectional batch_first
+    layers without, and projections."""
+    found = []
+    for cell in cells:
+        found.append(Case(_config(cell), steps=6, batch=4, lengths=LENGTHS))
+        found.append(
+            Case(
+                _config(cell, 2, True, batch_first=True),
+                steps=6,
+                batch=4,
+                lengths=LENGTHS,
+                given_state=False,
+            )
+        )
+        if _has_proj(cell):
+            found.append(
+                Case(_config(cell, 1, True, proj_size=PROJ), steps=6, batch=4, lengths=LENGTHS)
+            )
+    return found
+
+
+def _sequence(array: np.ndarray, case: Case, index: int, length: int) -> np.ndarray:
+    """Sequence ``index`` cut to its length, as a batch of one in the case's layout."""
+    if case.config.batch_first:
+        return array[index : index + 1, :length]
+    return array[:length, index : index + 1]
+
+
+def check_packed(impl: Implementation, case: Case, record: Record) -> None:
+    """The packed run equals the gold, and so does each sequence run alone, unpadded.
+
+    Comparing with the gold checks finiteness first; padded positions are zeros by
+    construction (``pad_packed_sequence``), the candidate's PackedSequence has none.
+    """
+    __tracebackhide__ = True
+    require(impl, case)
+    inputs = make_inputs(case)
+    expected = gold(case, inputs)
+    candidate = _build(impl, case, inputs)
+    alone = _build(impl, case.replace(lengths=None, batch=1), replace(inputs, lengths=None))
+    tol = tolerance(case.dtype, case.steps, case.config.num_layers)
+    names = [name + "_n" for name in _state_names(case)]
+    with no_grad(candidate), quiet():
+        got = candidate.run(*candidate.prepare())
+        compare_outputs(got, expected, case, record)
+        for index, length in enumerate(case.lengths or ()):
+            x = alone.tensor(_sequence(inputs.x, case, index, length))
+            hx = None
+            if inputs.hx is not None:
+                states = tuple(alone.tensor(state[:, index : index + 1]) for state in inputs.hx)
+                hx = states if len(states) > 1 else states[0]
+            _, single = call(alone, x, hx)
+            where = f"sequence {index} (length {length}) run alone"
+            label = case.label()
+            record(
+                compare(
+                    single.output,
+                    _sequence(expected.output, case, index, length),
+                    f"output of {where}",
+                    tol,
+                    label,
+                )
+            )
+            for name, got_state, expected_state in zip(
+                names, single.states, expected.states, strict=True
+            ):
+                record(
+                    compare(
+                        got_state,
+                        expected_state[:, index : index + 1],
+                        f"{name} of {where}",
+                        tol,
+                        label,
+                    )
+                )
+
+
+# --- dropout ----------------------------------------------------------------------------------
+
+
+def dropout_cases(cells: Iterable[str]) -> list[Case]:
+    """dropout=0.5 on two bidirectional layers (eval and training mode) and on one layer."""
+    found = []
+    for cell in cells:
+        found.append(Case(_config(cell, 2, True, dropout=DROPOUT), steps=6, batch=3))
+        found.append(Case(_config(cell, 1, dropout=DROPOUT), steps=6, batch=3))
+    return found
+
+
+def check_dropout_eval(impl: Implementation, case: Case, record: Record) -> None:
+    """In eval mode (``eval()`` where the instance has it) dropout is off: output equals the gold."""
+    __tracebackhide__ = True
+    require(impl, case)
+    inputs = make_inputs(case)
+    expected = gold(case, inputs)
+    candidate = _build(impl, case, inputs)
+    _set_training(candidate, False)
+    with no_grad(candidate), quiet():
+        got = candidate.run(*candidate.prepare())
+    compare_outputs(got, expected, case, record)
+
+
+def check_dropout_training(impl: Implementation, case: Case, record: Record) -> None:
+    """In training mode dropout acts only between layers, never after the last one.
+
+    One layer: nothing to drop between, so output and states equal the gold. Several
+    layers: the last layer's output at its final step (step 0 for the reverse direction)
+    is its final state, untouched by dropout.
+    """
+    __tracebackhide__ = True
+    require(impl, case)
+    inputs = make_inputs(case)
+    expected = gold(case, inputs)
+    candidate = _build(impl, case, inputs)
+    _set_training(candidate, True)
+    with no_grad(candidate), _seeded(candidate, case.seed), quiet():
+        got = candidate.run(*candidate.prepare())
+    config = case.config
+    tol = tolerance(case.dtype, case.steps, config.num_layers)
+    label = f"{case.label()} training mode"
+    check_shapes(got, expected, case)
+    if config.num_layers == 1:
+        names = ["output"] + [name + "_n" for name in _state_names(case)]
+        for name, got_value, expected_value in zip(
+            names, (got.output, *got.states), (expected.output, *expected.states), strict=True
+        ):
+            record(compare(got_value, expected_value, name, tol, label))
+        return
+    output = to_numpy(got.output)
+    output = output.swapaxes(0, 1) if config.batch_first else output
+    h_n = to_numpy(got.states[0])
+    size = config.output_size
+    last = (config.num_layers - 1) * config.num_directions
+    ends = [(case.steps - 1, slice(0, size), f":{size}")]
+    if config.bidirectional:
+        ends.append((0, slice(size, 2 * size), f"{size}:"))
+    for direction, (step, features, text) in enumerate(ends):
+        index = last + direction
+        what = f"output[{step}, :, {text}] (is h_n[{index}]: no dropout after the last layer)"
+        record(compare(output[step, :, features], h_n[index], what, tol, label))
+
+
+# --- malformed input is rejected ----------------------------------------------------------------
+
+
+def rejection_cases(cells: Iterable[str]) -> list[Case]:
+    """Two bidirectional batch_first layers; unbatched; projections."""
+    found = []
+    for cell in cells:
+        found.append(Case(_config(cell, 2, True, batch_first=True), steps=5, batch=3))
+        found.append(Case(_config(cell), steps=5, batch=None))
+        if _has_proj(cell):
+            found.append(Case(_config(cell, proj_size=PROJ), steps=5, batch=3))
+    return found
+
+
+def _bad_states(case: Case) -> list[tuple[str, list[tuple[int, ...]], bool]]:
+    """Every malformed h0: (description, shapes of the tensors passed, passed as a tuple)."""
+    names = [name + "0" for name in _state_names(case)]
+    shapes = case.config.state_shapes(case.config.resolve(), case.batch)
+    several = len(shapes) > 1
+    bad = []
+    for index, (name, shape) in enumerate(zip(names, shapes, strict=True)):
+        for axis in range(len(shape)):
+            wrong = (*shape[:axis], shape[axis] + 1, *shape[axis + 1 :])
+            changed = [*shapes[:index], wrong, *shapes[index + 1 :]]
+            bad.append((f"{name} of shape {wrong} (should be {shape})", changed, several))
+    listed = ", ".join(names)
+    if case.batch is None:
+        batched = [(shape[0], 1, shape[1]) for shape in shapes]
+        bad.append((f"3-D {listed} {batched} with unbatched input", batched, several))
+    else:
+        flat = [(shape[0], shape[2]) for shape in shapes]
+        bad.append((f"2-D {listed} {flat} with batched input", flat, several))
+    if several:
+        bad.append((f"{names[0]} alone where the tuple ({listed}) is due", shapes[:1], False))
+    return bad
+
+
+def input_rank_cases(cells: Iterable[str]) -> list[Case]:
+    """One batched case per cell: the rank check does not depend on the configuration."""
+    return [Case(_config(cell), steps=5, batch=3) for cell in cells]
+
+
+def expect_raise(
+    candidate: Candidate, x: Any, hx: Any, what: str, category: str = "accepted-invalid"
+) -> None:
+    """Any exception from the candidate counts as a clean refusal; a silent success fails."""
+    __tracebackhide__ = True
+    try:
+        with no_grad(candidate), quiet():
+            candidate.impl.call(candidate.instance, x, hx)
+    except Exception:
+        return
+    raise CheckFailure(
+        f"forward accepted {what}, but should raise [{candidate.case.label()}]",
+        category=category,
+    )
+
+
+def check_rejects_bad_state(impl: Implementation, case: Case, record: Record) -> None:
+    """h0 (c0) with any dimension off by one, of the wrong rank, or in the wrong structure
+    (a single tensor where the tuple is due) raises."""
+    __tracebackhide__ = True
+    require(impl, case)
+    candidate = _build(impl, case)
+    x, _ = candidate.prepare()
+    for description, shapes, as_tuple in _bad_states(case):
+        states = tuple(candidate.tensor(np.zeros(shape)) for shape in shapes)
+        expect_raise(candidate, x, states if as_tuple else states[0], f"hx = {description}")
+
+
+def check_rejects_4d_input(impl: Implementation, case: Case, record: Record) -> None:
+    """A 4-D input raises instead of being reshaped or broadcast."""
+    __tracebackhide__ = True
+    require(impl, case)
+    candidate = _build(impl, case)
+    x, _ = candidate.prepare()
+    x = x[(None,) * (4 - x.ndim)]
+    expect_raise(candidate, x, None, f"a 4-D input of shape {tuple(x.shape)}")
+
+
+# --- unbatched input ------------------------------------------------------------------------------
+
+
+def unbatched_cases(cells: Iterable[str]) -> list[Case]:
+    """One layer with h0; two bidirectional batch_first layers without."""
+    found = []
+    for cell in cells:
+        found.append(Case(_config(cell), steps=5, batch=None))
+        found.append(
+            Case(_config(cell, 2, True, batch_first=True), steps=5, batch=None, given_state=False)
+        )
+    return found
+
+
+def check_unbatched(impl: Implementation, case: Case, record: Record) -> None:
+    """Unbatched input equals the gold, and so does the same input as a batch of one."""
+    __tracebackhide__ = True
+    require(impl, case)
+    inputs = make_inputs(case)
+    expected = gold(case, inputs)
+    candidate = _build(impl, case, inputs)
+    batch_axis = 0 if case.config.batch_first else 1
+    with no_grad(candidate), quiet():
+        got = candidate.run(*candidate.prepare())
+        compare_outputs(got, expected, case, record)
+        x, hx = candidate.prepare()
+        states = tuple(state[:, None] for state in _states(hx))
+        batched_hx = None if hx is None else states if len(states) > 1 else states[0]
+        batch_x = x[None] if batch_axis == 0 else x[:, None]
+        _, batched = call(candidate, batch_x, batched_hx)
+    tol = tolerance(case.dtype, case.steps, case.config.num_layers)
+    label = case.label().replace("unbatched", "B=1 (the unbatched input as a batch of one)")
+    names = ["output"] + [name + "_n" for name in _state_names(case)]
+    axes = [batch_axis] + [1] * len(expected.states)
+    for name, axis, got_value, expected_value in zip(
+        names,
+        axes,
+        (batched.output, *batched.states),
+        (expected.output, *expected.states),
+        strict=True,
+    ):
+        record(compare(got_value, np.expand_dims(expected_value, axis), name, tol, label))
+
+
+def cases(cells: Iterable[str]) -> list[Case]:
+    """Every case of the category (each check takes its own provider's)."""
+    cells = list(cells)
+    providers = (
+        keep_dimension_cases,
+        mutation_cases,
+        determinism_cases,
+        chunk_cases,
+        packed_cases,
+        dropout_cases,
+        rejection_cases,
+        input_rank_cases,
+        unbatched_cases,
+    )
+    return [case for provider in providers for case in provider(cells)]
