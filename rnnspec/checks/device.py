@@ -172,6 +172,7 @@ def check_meta(impl: Implementation, case: Case, record: Record) -> None:
     except Exception as error:
         raise CheckFailure(
             f"{impl.name}: forward on meta raised {type(error).__name__}: {error} — {HINT} "
+            f"(a candidate that needs values on the host should not declare 'meta') "
             f"[{case.label()}]",
             category="device",
         ) from error
