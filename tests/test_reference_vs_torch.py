@@ -10,7 +10,7 @@ independent per-step formulas (ONNX's definitions).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,15 +87,6 @@ def params(found: list[Run]) -> list[Any]:
 
 TORCH_RUNS = runs(TORCH_CELLS)
 VARIANT_RUNS = runs(VARIANTS, layers=(1, 2))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: torch's intra-op threads only add overhead (10x on 2 busy cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def inputs(run: Run) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:

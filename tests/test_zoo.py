@@ -14,7 +14,6 @@ from functools import cache
 from typing import Any
 
 import pytest
-import torch
 
 from rnnspec import diagnosis
 from rnnspec.builtins import reference, torch_nn
@@ -27,16 +26,6 @@ from tests.zoo import CATEGORIES, ZOO, ZooEntry
 from tests.zoo.scratch import CELLS, correct
 
 Check = Callable[[Implementation, Case, Any], None]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """The cases are tiny: extra intra-op threads only spin, and under load (pytest -n 2 on
-    two cores) they make this file ten times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @cache

@@ -1,0 +1,16 @@
+"""Shared settings for the kit's own tests."""
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread() -> Iterator[None]:
+    """The tests use tiny tensors: extra intra-op threads only spin, and on two busy cores
+    (pytest -n 2, or a loaded CI machine) they make the suite up to ten times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
