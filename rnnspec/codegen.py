@@ -13,6 +13,7 @@ import linecache
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import groupby
 from pathlib import Path
 from types import ModuleType
 
@@ -34,6 +35,7 @@ RESERVED_LOCALS = frozenset(
         "keep",
         "t",
         "gates",
+        "gate_scale",
         "x_proj",
         "x_proj_t",
         "x_t",
@@ -60,6 +62,7 @@ class Backend:
     zeros: str
     steps: str
     steps_x: str
+    tanh_via_sigmoid: bool = False
 
 
 NUMPY = Backend(
@@ -102,6 +105,7 @@ TORCH = Backend(
     zeros="{0}.new_zeros({1})",
     steps="enumerate(x_proj.unbind(0))",
     steps_x="enumerate(x.unbind(0))",
+    tanh_via_sigmoid=True,
 )
 
 BACKEND_BY_NAME = {"numpy": NUMPY, "torch": TORCH}
@@ -362,6 +366,10 @@ class _FunctionWriter:
         if isinstance(expr, Neg):
             return f"-{self._render(expr.operand, names, own, 3)}"
         if isinstance(expr, Call):
+            if expr.func == "tanh" and self.b.tanh_via_sigmoid:  # see _plan_sigmoid_fusion
+                inner = self._render(expr.args[0], names, own, _PRECEDENCE["*"])
+                code = f"{self.b.functions['sigmoid'].format(inner + ' * 2')} * 2 - 1"
+                return f"({code})" if parent else code
             inner = self._render(expr.args[0], names, own, 0)
             return self.b.functions[expr.func].format(inner)
         assert isinstance(expr, BinOp)
@@ -405,6 +413,7 @@ class _FunctionWriter:
         cell = self.cell
         names = self._initial_names()
         fused_pre = self._fused_preactivation()
+        self._plan_sigmoid_fusion(fused_pre)
         i = 0
         while i < len(self.equations):
             target, expr = self.equations[i]
@@ -455,6 +464,40 @@ class _FunctionWriter:
         group = self.groups[next(iter(keys))]
         return group.blocks == list(self.cell.gates) and group.param.blocks == self.cell.gates
 
+    def _plan_sigmoid_fusion(self, fused_pre: bool) -> None:
+        """One sigmoid for all gates: tanh(a) = 2 * sigmoid(2 * a) - 1 for the tanh gates.
+
+        PyTorch's CPU tanh costs several sigmoids; the factor 2 goes into the rows of those
+        gates in the weights and biases once, before the loop (``gate_scale``).
+        """
+        self.tanh_gates: frozenset[str] | None = None
+        if not (fused_pre and self.b.tanh_via_sigmoid and self.slab_param):
+            return
+        functions = {gate: _preactivation(expr)[0] for gate, expr in self.gate_eqs}
+        if not set(functions.values()) <= {"sigmoid", "tanh"} or "tanh" not in functions.values():
+            return
+        self.tanh_gates = frozenset(gate for gate, func in functions.items() if func == "tanh")
+        if len(self.tanh_gates) < len(self.cell.gates):
+            param = self.slab_param
+            lines = [f"gate_scale = {param.name}.new_ones({param.name}.shape[0])"]
+            for tanh, run in groupby(self.cell.gates, key=self.tanh_gates.__contains__):
+                gates = list(run)
+                if tanh:
+                    lines.append(f"gate_scale[{self._range(param, gates[0], len(gates))}] = 2")
+            self.prelude[:0] = lines
+        group = next(g for g in self.groups.values() if g.blocks == list(self.cell.gates))
+        plain = f"{group.weight} = {self.b.transpose.format(group.param.name)}"
+        scaled = self.b.transpose.format(self._scaled(group.param.name, matrix=True))
+        self.prelude[self.prelude.index(plain)] = f"{group.weight} = {scaled}"
+
+    def _scaled(self, code: str, matrix: bool) -> str:
+        """``code`` (a stacked weight or bias) with the tanh gates' rows doubled."""
+        if self.tanh_gates is None:
+            return code
+        if len(self.tanh_gates) == len(self.cell.gates):
+            return f"({code} * 2)" if matrix else f"({code}) * 2"
+        return f"({code} * gate_scale[:, None])" if matrix else f"({code}) * gate_scale"
+
     def _gate_slice(self, gate: str, count: int) -> str:
         assert self.slab_param is not None
         return self._range(self.slab_param, gate, count)
@@ -472,6 +515,11 @@ class _FunctionWriter:
         column = ":" if rows == ":" else f":, {rows}"
         if fused_pre:
             pre_code = f"gates[{column}]" if rows != ":" else "gates"
+            if self.tanh_gates is not None:  # gates already holds sigmoid of every gate
+                if func != "tanh":
+                    return pre_code
+                code = f"{pre_code} * 2 - 1"
+                return f"({code})" if fused_run else code
         else:
             rest = [
                 t
@@ -568,9 +616,10 @@ class _FunctionWriter:
             lines.append(f"    for t, x_t in {b.steps_x}:")
         if fused_pre:
             group = next(g for g in self.groups.values() if g.blocks == list(cell.gates))
-            lines.append(
-                f"        gates = {b.addmm.format(bias='x_proj_t', a=group.operand, b=group.weight)}"
-            )
+            gates = b.addmm.format(bias="x_proj_t", a=group.operand, b=group.weight)
+            if self.tanh_gates is not None:
+                gates = b.functions["sigmoid"].format(gates)
+            lines.append(f"        gates = {gates}")
         lines.extend(f"        {line}" for line in self.body)
         for state in cell.states:
             if state.projection:
@@ -598,7 +647,7 @@ class _FunctionWriter:
         param = self.slab_param
         assert param is not None
         b = self.b
-        weight = b.transpose.format(param.name)
+        weight = b.transpose.format(self._scaled(param.name, matrix=True))
         flat = "x.reshape(-1, x.shape[-1])"
         runs: list[tuple[tuple[str, ...], list[str]]] = []
         for gate in self.cell.gates:
@@ -627,7 +676,7 @@ class _FunctionWriter:
             projection = f"{flat} @ {weight}"
         else:
             bias = pieces[0] if len(pieces) == 1 else b.concat.format(", ".join(pieces))
-            projection = b.addmm.format(bias=bias, a=flat, b=weight)
+            projection = b.addmm.format(bias=self._scaled(bias, matrix=False), a=flat, b=weight)
         return f"x_proj = {projection}", "x_proj = x_proj.reshape(x.shape[0], x.shape[1], -1)"
 
 

@@ -17,13 +17,13 @@ def elman(x, state, weight_ih, weight_hh, bias_ih, bias_hh, masks=None):
     Returns (output (T, B, h), (h,)).
     """
     h, = state
-    weight_hh_t = weight_hh.t()
-    x_proj = torch.addmm(bias_ih + bias_hh, x.reshape(-1, x.shape[-1]), weight_ih.t())
+    weight_hh_t = (weight_hh * 2).t()
+    x_proj = torch.addmm((bias_ih + bias_hh) * 2, x.reshape(-1, x.shape[-1]), (weight_ih * 2).t())
     x_proj = x_proj.reshape(x.shape[0], x.shape[1], -1)
     outputs = []
     for t, x_proj_t in enumerate(x_proj.unbind(0)):
-        gates = torch.addmm(x_proj_t, h, weight_hh_t)
-        h_next = torch.tanh(gates)
+        gates = torch.sigmoid(torch.addmm(x_proj_t, h, weight_hh_t))
+        h_next = gates * 2 - 1
         if masks is not None:
             keep = masks[t]
             outputs.append(torch.where(keep, h_next, 0.0))

@@ -18,17 +18,19 @@ def lstm(x, state, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr=None, masks
     """
     h, c = state
     hidden = weight_ih.shape[0] // 4
-    weight_hh_t = weight_hh.t()
-    x_proj = torch.addmm(bias_ih + bias_hh, x.reshape(-1, x.shape[-1]), weight_ih.t())
+    gate_scale = weight_ih.new_ones(weight_ih.shape[0])
+    gate_scale[2 * hidden : 3 * hidden] = 2
+    weight_hh_t = (weight_hh * gate_scale[:, None]).t()
+    x_proj = torch.addmm((bias_ih + bias_hh) * gate_scale, x.reshape(-1, x.shape[-1]), (weight_ih * gate_scale[:, None]).t())
     x_proj = x_proj.reshape(x.shape[0], x.shape[1], -1)
     outputs = []
     for t, x_proj_t in enumerate(x_proj.unbind(0)):
-        gates = torch.addmm(x_proj_t, h, weight_hh_t)
-        i, f = torch.sigmoid(gates[:, :2 * hidden]).chunk(2, 1)
-        g = torch.tanh(gates[:, 2 * hidden : 3 * hidden])
+        gates = torch.sigmoid(torch.addmm(x_proj_t, h, weight_hh_t))
+        i, f = gates[:, :2 * hidden].chunk(2, 1)
+        g = gates[:, 2 * hidden : 3 * hidden] * 2 - 1
         c_next = f * c + i * g
-        o = torch.sigmoid(gates[:, 3 * hidden:])
-        h_next = o * torch.tanh(c_next)
+        o = gates[:, 3 * hidden:]
+        h_next = o * (torch.sigmoid(c_next * 2) * 2 - 1)
         if weight_hr is not None:
             h_next = h_next @ weight_hr.t()
         if masks is not None:
@@ -64,7 +66,7 @@ def lstm_peephole(x, state, weight_ih, weight_hh, bias_ih, bias_hh, weight_peeph
         g = torch.tanh(x_proj_t[:, 2 * hidden : 3 * hidden] + hh[:, 2 * hidden : 3 * hidden])
         c_next = f * c + i * g
         o = torch.sigmoid(x_proj_t[:, 3 * hidden:] + hh[:, 3 * hidden:] + weight_peephole_o * c_next)
-        h_next = o * torch.tanh(c_next)
+        h_next = o * (torch.sigmoid(c_next * 2) * 2 - 1)
         if weight_hr is not None:
             h_next = h_next @ weight_hr.t()
         if masks is not None:
@@ -86,18 +88,20 @@ def lstm_coupled(x, state, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr=Non
     """
     h, c = state
     hidden = weight_ih.shape[0] // 3
-    weight_hh_t = weight_hh.t()
-    x_proj = torch.addmm(bias_ih + bias_hh, x.reshape(-1, x.shape[-1]), weight_ih.t())
+    gate_scale = weight_ih.new_ones(weight_ih.shape[0])
+    gate_scale[hidden : 2 * hidden] = 2
+    weight_hh_t = (weight_hh * gate_scale[:, None]).t()
+    x_proj = torch.addmm((bias_ih + bias_hh) * gate_scale, x.reshape(-1, x.shape[-1]), (weight_ih * gate_scale[:, None]).t())
     x_proj = x_proj.reshape(x.shape[0], x.shape[1], -1)
     outputs = []
     for t, x_proj_t in enumerate(x_proj.unbind(0)):
-        gates = torch.addmm(x_proj_t, h, weight_hh_t)
-        i = torch.sigmoid(gates[:, :hidden])
+        gates = torch.sigmoid(torch.addmm(x_proj_t, h, weight_hh_t))
+        i = gates[:, :hidden]
         f = 1 - i
-        g = torch.tanh(gates[:, hidden : 2 * hidden])
+        g = gates[:, hidden : 2 * hidden] * 2 - 1
         c_next = f * c + i * g
-        o = torch.sigmoid(gates[:, 2 * hidden:])
-        h_next = o * torch.tanh(c_next)
+        o = gates[:, 2 * hidden:]
+        h_next = o * (torch.sigmoid(c_next * 2) * 2 - 1)
         if weight_hr is not None:
             h_next = h_next @ weight_hr.t()
         if masks is not None:
