@@ -1,0 +1,147 @@
+"""Gradients: input, initial states and every weight against the float64 PyTorch reference.
+
+Both networks get the same weights, inputs and seeded random upstream gradients for
+output, h_n and c_n; one backward pass of ``<g_out, output> + <g_h, h_n> + <g_c, c_n>``
+each. The expected gradients come from ``reference.nn.RNN`` in float64 on the CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from rnnspec.builtins import reference
+from rnnspec.cases import Case
+from rnnspec.checks import Record
+from rnnspec.checks.shapes import check_shape, expected_shapes
+from rnnspec.compare import CheckFailure, compare, to_numpy
+from rnnspec.config import RNNConfig
+from rnnspec.harness import Candidate, make_inputs, require
+from rnnspec.protocol import Implementation
+from rnnspec.tolerance import tolerance
+
+STEPS, BATCH = 5, 3
+LENGTHS = (3, 5, 1)
+INPUT_SIZE, HIDDEN_SIZE = 5, 7
+PROJ = 3
+UPSTREAM_SEED = 3_000_017
+
+
+def _case(
+    cell: str,
+    layers: int,
+    bidirectional: bool,
+    layout: str = "time-major",
+    bias: bool = True,
+    proj: int = 0,
+) -> Case:
+    config = RNNConfig(
+        cell=cell,
+        num_layers=layers,
+        bidirectional=bidirectional,
+        bias=bias,
+        batch_first=layout.endswith("batch_first"),
+        proj_size=proj,
+        input_size=INPUT_SIZE,
+        hidden_size=HIDDEN_SIZE,
+    )
+    return Case(
+        config,
+        steps=STEPS,
+        batch=None if layout == "unbatched" else BATCH,
+        lengths=LENGTHS if layout.startswith("packed") else None,
+    )
+
+
+def cases(cells: Iterable[str]) -> list[Case]:
+    """Layers x directions x bias (and projections) in float64; then packed, batch_first,
+    unbatched, no h0 and float32 on two bidirectional layers."""
+    found: list[Case] = []
+    for cell in cells:
+        for layers in (1, 2):
+            for bidirectional in (False, True):
+                found.extend(
+                    _case(cell, layers, bidirectional, bias=bias) for bias in (True, False)
+                )
+                if RNNConfig(cell=cell).resolve().supports_proj:
+                    found.append(_case(cell, layers, bidirectional, proj=PROJ))
+        stacked = _case(cell, 2, True)
+        found += [
+            _case(cell, 2, True, "packed"),
+            _case(cell, 2, True, "packed batch_first"),
+            _case(cell, 2, True, "batch_first"),
+            _case(cell, 1, True, "unbatched"),
+            stacked.replace(given_state=False),
+            stacked.replace(dtype="float32"),
+        ]
+    return found
+
+
+def _raised(what: str, case: Case, error: Exception) -> CheckFailure:
+    message = f"{what} raised {type(error).__name__}: {error} [{case.label()}]"
+    return CheckFailure(message, category="raised")
+
+
+def backward(
+    candidate: Candidate, upstream: Mapping[str, np.ndarray]
+) -> tuple[dict[str, Any], Mapping[str, Any]]:
+    """One backward pass with ``upstream`` gradients: (input and state grads, weight grads)."""
+    __tracebackhide__ = True
+    case, label = candidate.case, candidate.case.label()
+    x, hx = candidate.prepare(requires_grad=True)
+    got = candidate.run(x, hx)
+    values = (got.output, *got.states)
+    for (what, gradient), value in zip(upstream.items(), values, strict=True):
+        check_shape(value, gradient.shape, what, label)
+    total = sum(
+        (value * candidate.tensor(gradient)).sum()
+        for gradient, value in zip(upstream.values(), values, strict=True)
+    )
+    try:
+        total.backward()
+    except Exception as error:
+        raise _raised(f"{candidate.impl.name}: backward", case, error) from error
+    leaves = {"input": x.grad}
+    if hx is not None:
+        names = [state.name + "0" for state in candidate.cell.states]
+        states = hx if isinstance(hx, tuple) else (hx,)
+        leaves.update({name: state.grad for name, state in zip(names, states, strict=True)})
+    try:
+        weights = candidate.impl.gradients(candidate.instance)
+    except Exception as error:
+        raise _raised(f"{candidate.impl.name}: gradients()", case, error) from error
+    return leaves, weights
+
+
+def _present(grads: Mapping[str, Any], name: str, expected: np.ndarray, case: Case) -> Any:
+    __tracebackhide__ = True
+    if grads.get(name) is None:
+        state = "missing from gradients()" if name not in grads else "None"
+        raise CheckFailure(
+            f"grad {name} is {state}, but should be a gradient of shape {expected.shape} "
+            f"(max |grad| {np.abs(expected).max():.3g}) [{case.label()}]",
+            category="missing-gradient",
+        )
+    return grads[name]
+
+
+def check_gradients(impl: Implementation, case: Case, record: Record) -> None:
+    """Input, h0 (c0) and weight gradients equal the float64 reference's."""
+    __tracebackhide__ = True
+    require(impl, case, gradients=True)
+    inputs = make_inputs(case)
+    rng = np.random.default_rng(case.seed + UPSTREAM_SEED)
+    upstream = {what: rng.standard_normal(shape) for what, shape in expected_shapes(case).items()}
+    gold_case = case.replace(dtype="float64", device="cpu")
+    gold_leaves, gold_weights = backward(Candidate(reference(), gold_case, inputs), upstream)
+    leaves, weights = backward(Candidate(impl, case, inputs), upstream)
+    tol = tolerance(case.dtype, case.steps, case.config.num_layers, gradient=True)
+    label = case.label()
+    for got, expected in ((leaves, gold_leaves), (weights, gold_weights)):
+        for name, value in expected.items():
+            if value is None:
+                continue
+            wanted = to_numpy(value)
+            record(compare(_present(got, name, wanted, case), wanted, f"grad {name}", tol, label))

@@ -1,0 +1,100 @@
+"""Shapes: output, h_n and c_n have torch.nn's shapes in every input layout.
+
+Sizes are chosen so that no two dimensions coincide (T=5, B=3, L*D in {1, 2, 6}, input 10,
+hidden 9, projection 7): a transposed state, ``batch_first`` applied to h_n or a squeezed
+dimension always changes the shape. B=1 cases catch a ``.squeeze()`` that eats the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rnnspec.cases import Case
+from rnnspec.checks import Record
+from rnnspec.compare import CheckFailure
+from rnnspec.config import RNNConfig
+from rnnspec.harness import Candidate, make_inputs, no_grad, require
+from rnnspec.protocol import Implementation
+
+STEPS, BATCH = 5, 3
+LENGTHS = (2, 5, 1)
+INPUT_SIZE, HIDDEN_SIZE = 10, 9
+PROJ = 7
+STACKS = ((1, False), (1, True), (3, True))
+LAYOUTS = ("time-major", "batch_first", "unbatched", "packed", "packed batch_first")
+
+
+def _case(cell: str, layers: int, bidirectional: bool, layout: str, proj: int = 0) -> Case:
+    config = RNNConfig(
+        cell=cell,
+        num_layers=layers,
+        bidirectional=bidirectional,
+        batch_first=layout.endswith("batch_first"),
+        proj_size=proj,
+        input_size=INPUT_SIZE,
+        hidden_size=HIDDEN_SIZE,
+    )
+    return Case(
+        config,
+        steps=STEPS,
+        batch=None if layout == "unbatched" else BATCH,
+        lengths=LENGTHS if layout.startswith("packed") else None,
+        given_state=layers != 3,
+    )
+
+
+def cases(cells: Iterable[str]) -> list[Case]:
+    """Every cell over stacks x layouts (and projections), plus B=1 in both batch layouts."""
+    found: list[Case] = []
+    for cell in cells:
+        projections = (0, PROJ) if RNNConfig(cell=cell).resolve().supports_proj else (0,)
+        for proj in projections:
+            for layers, bidirectional in STACKS[1:] if proj else STACKS:
+                found.extend(_case(cell, layers, bidirectional, layout, proj) for layout in LAYOUTS)
+        for layout in ("time-major", "batch_first"):
+            found.append(_case(cell, 2, True, layout).replace(batch=1))
+    return found
+
+
+def expected_shapes(case: Case) -> dict[str, tuple[int, ...]]:
+    """``output`` (padded form when packed) and each final state, as torch.nn gives them."""
+    config = case.config
+    features = config.num_directions * config.output_size
+    if case.batch is None:
+        output: tuple[int, ...] = (case.steps, features)
+    elif config.batch_first:
+        output = (case.batch, case.steps, features)
+    else:
+        output = (case.steps, case.batch, features)
+    cell = config.resolve()
+    states = config.state_shapes(cell, case.batch)
+    return {
+        "output": output,
+        **{s.name + "_n": shape for s, shape in zip(cell.states, states, strict=True)},
+    }
+
+
+def check_shape(value: Any, expected: tuple[int, ...], what: str, label: str) -> None:
+    """Fail with ``what has shape (...), but should have (...) [config]``."""
+    __tracebackhide__ = True
+    got = tuple(value.shape)
+    if got != tuple(expected):
+        raise CheckFailure(
+            f"{what} has shape {got}, but should have {tuple(expected)} [{label}]",
+            category="shape",
+        )
+
+
+def check_shapes(impl: Implementation, case: Case, record: Record) -> None:
+    """Output, h_n (and c_n) have the shapes torch.nn gives for the case's layout."""
+    __tracebackhide__ = True
+    require(impl, case)
+    candidate = Candidate(impl, case, make_inputs(case))
+    with no_grad(candidate):
+        got = candidate.run(*candidate.prepare())
+    label = case.label()
+    for (what, shape), value in zip(
+        expected_shapes(case).items(), (got.output, *got.states), strict=True
+    ):
+        check_shape(value, shape, what, label)
