@@ -47,6 +47,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write the conformance report to PATH.json and PATH.md",
     )
     group.addoption(
+        "--torch-threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="torch intra-op threads for the checks (default 1: their tensors are tiny and "
+        "extra threads only spin); speed runs (-m speed) keep torch's default",
+    )
+    group.addoption(
         "--speed-sweep",
         choices=("small", "full"),
         default="small",
@@ -75,6 +83,11 @@ def pytest_configure(config: pytest.Config) -> None:
         except RnnSpecError as error:
             raise pytest.UsageError(f"--impl {name}: {error}") from None
     config.pluginmanager.register(_Reporter(config), "rnnspec-reporter")
+    checking = IMPLEMENTATION_KEY in config.stash
+    if checking and "speed" not in (config.getoption("markexpr") or ""):
+        import torch
+
+        torch.set_num_threads(config.getoption("torch_threads"))
 
 
 def _provided_implementation(config: pytest.Config) -> Implementation | None:
@@ -89,6 +102,11 @@ def _provided_implementation(config: pytest.Config) -> Implementation | None:
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
+    if "speed" not in (config.getoption("markexpr") or ""):  # speed runs only with -m speed
+        slow = [item for item in items if item.get_closest_marker("speed")]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [item for item in items if not item.get_closest_marker("speed")]
     if IMPLEMENTATION_KEY in config.stash:
         return
     if any(_is_conformance(item) for item in items):
@@ -149,6 +167,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
         outcome.force_exception(pytest.skip.Exception(str(error), _use_item_location=True))
     elif isinstance(error, CheckFailure):
         pyfuncitem.user_properties.append(("rnnspec-failure", error.category))
+        if "diagnosis" in error.details:
+            pyfuncitem.user_properties.append(("rnnspec-diagnosis", error.details["diagnosis"]))
 
 
 class _Reporter:

@@ -22,6 +22,7 @@ class Result:
     message: str = ""
     failure: str = ""
     comparisons: list[dict[str, Any]] = field(default_factory=list)
+    diagnosis: dict[str, Any] | None = None
 
 
 class Results:
@@ -47,8 +48,13 @@ class Results:
             (value for key, value in report.user_properties if key == "rnnspec-failure"),
             "error" if outcome == "failed" else "",
         )
+        diagnosis = next(
+            (value for key, value in report.user_properties if key == "rnnspec-diagnosis"), None
+        )
         self.items.append(
-            Result(report.nodeid, category, outcome, _message(report), failure, comparisons)
+            Result(
+                report.nodeid, category, outcome, _message(report), failure, comparisons, diagnosis
+            )
         )
 
     def table(self) -> dict[str, Counter[str]]:
@@ -117,7 +123,8 @@ def _message(report: Any) -> str:
         return str(report.longrepr[2]).removeprefix("Skipped: ")
     if report.failed:
         crash = getattr(report.longrepr, "reprcrash", None)
-        return crash.message if crash is not None else str(report.longrepr)[-500:]
+        message = crash.message if crash is not None else str(report.longrepr)[-500:]
+        return message.removeprefix("rnnspec.compare.CheckFailure: ")
     return ""
 
 
@@ -162,7 +169,11 @@ def markdown(data: dict[str, Any]) -> str:
     failed = [r for r in data["results"] if r["outcome"] == "failed"]
     if failed:
         lines += ["", "## Failures", ""]
-        lines += [f"- `{r['nodeid']}` ({r['failure']}): {r['message']}" for r in failed]
+        for result in failed:
+            message = result["message"].split("\ndiagnosis: ")[0].replace("\n", " ")
+            lines.append(f"- `{result['nodeid']}` ({result['failure']}): {message}")
+            if result.get("diagnosis"):
+                lines.append(f"  - diagnosis: {result['diagnosis']['verdict']}")
     if data["worst_errors"]:
         lines += [
             "",

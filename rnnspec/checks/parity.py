@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 from rnnspec import diagnosis
@@ -11,30 +12,29 @@ from rnnspec.compare import CheckFailure, compare
 from rnnspec.config import RNNConfig
 from rnnspec.harness import Candidate, Outputs, gold, make_inputs, no_grad, require
 from rnnspec.protocol import Implementation
+from rnnspec.spec import resolve
 from rnnspec.tolerance import tolerance
 
 
 def cases(cells: Iterable[str]) -> list[Case]:
-    """Every cell over layers x directions x bias x batch_first x proj, with and without h0."""
+    """Every cell over layers x directions x bias x batch_first x proj x h0 given or not."""
+    flags = itertools.product((1, 2), (False, True), (True, False), (False, True), (True, False))
     found = []
-    for cell in cells:
-        for layers in (1, 2):
-            for bidirectional in (False, True):
-                for bias in (True, False):
-                    for batch_first in (False, True):
-                        projections = (0, 3) if cell.startswith("lstm") else (0,)
-                        for proj in projections:
-                            config = RNNConfig(
-                                cell=cell,
-                                input_size=5,
-                                hidden_size=7,
-                                num_layers=layers,
-                                bidirectional=bidirectional,
-                                bias=bias,
-                                batch_first=batch_first,
-                                proj_size=proj,
-                            )
-                            found.append(Case(config, steps=6, batch=3, given_state=bias))
+    for cell, (layers, bidirectional, bias, batch_first, given_state) in itertools.product(
+        cells, list(flags)
+    ):
+        for proj in (0, 3) if resolve(cell).supports_proj else (0,):
+            config = RNNConfig(
+                cell=cell,
+                input_size=5,
+                hidden_size=7,
+                num_layers=layers,
+                bidirectional=bidirectional,
+                bias=bias,
+                batch_first=batch_first,
+                proj_size=proj,
+            )
+            found.append(Case(config, steps=6, batch=3, given_state=given_state))
     return found
 
 
