@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rnnspec import codegen, diagnosis, listing, render, spec
+from rnnspec import bench_report, codegen, diagnosis, listing, render, spec
 from rnnspec.errors import RnnSpecError
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference"
@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
 
     listing.add_command(commands)
     diagnosis.add_command(commands)
+    bench_report.add_command(commands)
 
     generate = commands.add_parser(
         "generate",

@@ -366,10 +366,6 @@ class _FunctionWriter:
         if isinstance(expr, Neg):
             return f"-{self._render(expr.operand, names, own, 3)}"
         if isinstance(expr, Call):
-            if expr.func == "tanh" and self.b.tanh_via_sigmoid:  # see _plan_sigmoid_fusion
-                inner = self._render(expr.args[0], names, own, _PRECEDENCE["*"])
-                code = f"{self.b.functions['sigmoid'].format(inner + ' * 2')} * 2 - 1"
-                return f"({code})" if parent else code
             inner = self._render(expr.args[0], names, own, 0)
             return self.b.functions[expr.func].format(inner)
         assert isinstance(expr, BinOp)

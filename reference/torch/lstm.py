@@ -30,7 +30,7 @@ def lstm(x, state, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr=None, masks
         g = gates[:, 2 * hidden : 3 * hidden] * 2 - 1
         c_next = f * c + i * g
         o = gates[:, 3 * hidden:]
-        h_next = o * (torch.sigmoid(c_next * 2) * 2 - 1)
+        h_next = o * torch.tanh(c_next)
         if weight_hr is not None:
             h_next = h_next @ weight_hr.t()
         if masks is not None:
@@ -66,7 +66,7 @@ def lstm_peephole(x, state, weight_ih, weight_hh, bias_ih, bias_hh, weight_peeph
         g = torch.tanh(x_proj_t[:, 2 * hidden : 3 * hidden] + hh[:, 2 * hidden : 3 * hidden])
         c_next = f * c + i * g
         o = torch.sigmoid(x_proj_t[:, 3 * hidden:] + hh[:, 3 * hidden:] + weight_peephole_o * c_next)
-        h_next = o * (torch.sigmoid(c_next * 2) * 2 - 1)
+        h_next = o * torch.tanh(c_next)
         if weight_hr is not None:
             h_next = h_next @ weight_hr.t()
         if masks is not None:
@@ -101,7 +101,7 @@ def lstm_coupled(x, state, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr=Non
         g = gates[:, hidden : 2 * hidden] * 2 - 1
         c_next = f * c + i * g
         o = gates[:, 2 * hidden:]
-        h_next = o * (torch.sigmoid(c_next * 2) * 2 - 1)
+        h_next = o * torch.tanh(c_next)
         if weight_hr is not None:
             h_next = h_next @ weight_hr.t()
         if masks is not None:
