@@ -376,8 +376,8 @@ class SpeedResult:
             f"{self.label} {self.mode}: {self.implementation} {c['median'] * 1e3:.3g} ms "
             f"({c['fraction_of_limit']:.0%} of the matmul limit), {self.baseline_implementation} "
             f"{b['median'] * 1e3:.3g} ms ({b['fraction_of_limit']:.0%}); ratio "
-            f"{r['median']:.2f} [{r['q1']:.2f}, {r['q3']:.2f}] over {r['rounds']} rounds, "
-            f"{self.threads} threads"
+            f"{r['median']:.2f} [{r['q1']:.2f}, {r['q3']:.2f}] over {r['rounds']} rounds "
+            f"(fastest/fastest {c['min'] / b['min']:.2f}), {self.threads} threads"
         )
 
 
