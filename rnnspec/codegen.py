@@ -475,7 +475,10 @@ class _FunctionWriter:
         self.tanh_gates = frozenset(gate for gate, func in functions.items() if func == "tanh")
         if len(self.tanh_gates) < len(self.cell.gates):
             param = self.slab_param
-            lines = [f"gate_scale = {param.name}.new_ones({param.name}.shape[0])"]
+            lines = [
+                "# tanh(a) = 2 * sigmoid(2 * a) - 1: one sigmoid call serves every gate",
+                f"gate_scale = {param.name}.new_ones({param.name}.shape[0])",
+            ]
             for tanh, run in groupby(self.cell.gates, key=self.tanh_gates.__contains__):
                 gates = list(run)
                 if tanh:

@@ -18,6 +18,7 @@ def lstm(x, state, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr=None, masks
     """
     h, c = state
     hidden = weight_ih.shape[0] // 4
+    # tanh(a) = 2 * sigmoid(2 * a) - 1: one sigmoid call serves every gate
     gate_scale = weight_ih.new_ones(weight_ih.shape[0])
     gate_scale[2 * hidden : 3 * hidden] = 2
     weight_hh_t = (weight_hh * gate_scale[:, None]).t()
@@ -88,6 +89,7 @@ def lstm_coupled(x, state, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr=Non
     """
     h, c = state
     hidden = weight_ih.shape[0] // 3
+    # tanh(a) = 2 * sigmoid(2 * a) - 1: one sigmoid call serves every gate
     gate_scale = weight_ih.new_ones(weight_ih.shape[0])
     gate_scale[hidden : 2 * hidden] = 2
     weight_hh_t = (weight_hh * gate_scale[:, None]).t()
