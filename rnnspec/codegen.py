@@ -475,15 +475,13 @@ class _FunctionWriter:
         self.tanh_gates = frozenset(gate for gate, func in functions.items() if func == "tanh")
         if len(self.tanh_gates) < len(self.cell.gates):
             param = self.slab_param
-            lines = [
-                "# tanh(a) = 2 * sigmoid(2 * a) - 1: one sigmoid call serves every gate",
-                f"gate_scale = {param.name}.new_ones({param.name}.shape[0])",
-            ]
+            lines = [f"gate_scale = {param.name}.new_ones({param.name}.shape[0])"]
             for tanh, run in groupby(self.cell.gates, key=self.tanh_gates.__contains__):
                 gates = list(run)
                 if tanh:
                     lines.append(f"gate_scale[{self._range(param, gates[0], len(gates))}] = 2")
             self.prelude[:0] = lines
+        self.prelude.insert(0, "# tanh(a) = 2 * sigmoid(2 * a) - 1: one sigmoid call serves every gate")
         group = next(g for g in self.groups.values() if g.blocks == list(self.cell.gates))
         plain = f"{group.weight} = {self.b.transpose.format(group.param.name)}"
         scaled = self.b.transpose.format(self._scaled(group.param.name, matrix=True))

@@ -17,6 +17,7 @@ def elman(x, state, weight_ih, weight_hh, bias_ih, bias_hh, masks=None):
     Returns (output (T, B, h), (h,)).
     """
     h, = state
+    # tanh(a) = 2 * sigmoid(2 * a) - 1: one sigmoid call serves every gate
     weight_hh_t = (weight_hh * 2).t()
     x_proj = torch.addmm((bias_ih + bias_hh) * 2, x.reshape(-1, x.shape[-1]), (weight_ih * 2).t())
     x_proj = x_proj.reshape(x.shape[0], x.shape[1], -1)
