@@ -12,7 +12,8 @@ import hashlib
 import keyword
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -183,6 +184,17 @@ def register(spec: Spec) -> Spec:
         raise SpecSemanticError(f"{spec.path}: kind {spec.kind!r} is already a shipped spec")
     _registered[spec.kind] = spec
     return spec
+
+
+@contextmanager
+def isolated_registry() -> Iterator[None]:
+    """Undo every :func:`register` made inside the block."""
+    before = dict(_registered)
+    try:
+        yield
+    finally:
+        _registered.clear()
+        _registered.update(before)
 
 
 def all_specs() -> dict[str, Spec]:

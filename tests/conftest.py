@@ -5,6 +5,8 @@ from collections.abc import Iterator
 import pytest
 import torch
 
+from rnnspec import spec
+
 
 @pytest.fixture(autouse=True, scope="session")
 def one_torch_thread() -> Iterator[None]:
@@ -14,3 +16,10 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_specs() -> Iterator[None]:
+    """A spec registered by one test is gone for the next."""
+    with spec.isolated_registry():
+        yield
