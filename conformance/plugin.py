@@ -18,9 +18,10 @@ from rnnspec.compare import CheckFailure, Comparison
 from rnnspec.errors import RnnSpecError
 from rnnspec.harness import Unsupported
 from rnnspec.protocol import Implementation
-from rnnspec.results import Results
+from rnnspec.results import Results, foreign_files
 
 IMPLEMENTATION_KEY = pytest.StashKey[Implementation]()
+THREADS_KEY = pytest.StashKey[int]()
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -81,13 +82,35 @@ def pytest_configure(config: pytest.Config) -> None:
         try:
             config.stash[IMPLEMENTATION_KEY] = registry.load(name)
         except RnnSpecError as error:
-            raise pytest.UsageError(f"--impl {name}: {error}") from None
+            raise pytest.UsageError(f"--impl: {error}") from None
+    report = config.getoption("conformance_report")
+    if report and foreign_files(Path(report)):
+        names = ", ".join(str(path) for path in foreign_files(Path(report)))
+        raise pytest.UsageError(
+            f"--conformance-report {report}: {names} exists and was not written by rnnspec; "
+            "refusing to overwrite it (remove it or choose another path)"
+        )
     config.pluginmanager.register(_Reporter(config), "rnnspec-reporter")
-    checking = IMPLEMENTATION_KEY in config.stash
+    checking = IMPLEMENTATION_KEY in config.stash and not _is_xdist_controller(config)
     if checking and "speed" not in (config.getoption("markexpr") or ""):
         import torch
 
+        config.stash[THREADS_KEY] = torch.get_num_threads()
         torch.set_num_threads(config.getoption("torch_threads"))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give the process its torch threads back (conformance.run may be called in-process)."""
+    if THREADS_KEY in config.stash:
+        import torch
+
+        torch.set_num_threads(config.stash[THREADS_KEY])
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    """The process that only distributes work to xdist workers: it runs no check."""
+    distributing = bool(getattr(config.option, "numprocesses", None))
+    return distributing and not hasattr(config, "workerinput")
 
 
 def _provided_implementation(config: pytest.Config) -> Implementation | None:

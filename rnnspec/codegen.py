@@ -481,7 +481,9 @@ class _FunctionWriter:
                 if tanh:
                     lines.append(f"gate_scale[{self._range(param, gates[0], len(gates))}] = 2")
             self.prelude[:0] = lines
-        self.prelude.insert(0, "# tanh(a) = 2 * sigmoid(2 * a) - 1: one sigmoid call serves every gate")
+        self.prelude.insert(
+            0, "# tanh(a) = 2 * sigmoid(2 * a) - 1: one sigmoid call serves every gate"
+        )
         group = next(g for g in self.groups.values() if g.blocks == list(self.cell.gates))
         plain = f"{group.weight} = {self.b.transpose.format(group.param.name)}"
         scaled = self.b.transpose.format(self._scaled(group.param.name, matrix=True))

@@ -814,6 +814,15 @@ def diagnostic_cases(cell: str) -> list[Case]:
 
 
 CASE_KEYS = ("steps", "batch", "dtype", "lengths", "given_state", "seed")
+_OPTION_TYPES: dict[str, type] = {
+    "cell": str,
+    "dtype": str,
+    "dropout": float,
+    "bidirectional": bool,
+    "bias": bool,
+    "batch_first": bool,
+    "given_state": bool,
+}
 
 
 def case_from_options(cell: str, options: Sequence[str]) -> Case:
@@ -827,15 +836,29 @@ def case_from_options(cell: str, options: Sequence[str]) -> Case:
         if not sep or key not in config_fields | set(CASE_KEYS):
             known = ", ".join(sorted(config_fields | set(CASE_KEYS)))
             raise ConfigError(f"--config {option!r}: expected KEY=VALUE, KEY one of {known}")
-        if key == "lengths":
-            case["lengths"] = tuple(int(n) for n in text.split(","))
-        else:
-            (config if key in config_fields else case)[key] = _value(text.strip())
+        (config if key in config_fields else case)[key] = _typed(option, key, text.strip())
     case.setdefault("steps", max(case.get("lengths") or (6,)))
     try:
         return Case(RNNConfig(cell=cell, **config), **case)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"--config {' '.join(options)}: {error}") from None
+
+
+def _typed(option: str, key: str, text: str) -> Any:
+    """The value of ``key=text`` in the type the field takes, or a ConfigError saying so."""
+    expected = _OPTION_TYPES.get(key, int)
+    value = _value(text)
+    try:
+        if key == "lengths":
+            return tuple(int(n) for n in text.split(","))
+        if expected is float and type(value) in (int, float):
+            return float(value)
+        if type(value) is not expected:
+            raise ValueError
+        return value
+    except ValueError:
+        kind = "comma-separated integers" if key == "lengths" else expected.__name__
+        raise ConfigError(f"--config {option!r}: {key} must be {kind}") from None
 
 
 def _value(text: str) -> Any:
@@ -911,11 +934,10 @@ def _command(args: Any) -> int:
 
     impl = registry.load(args.impl)
     supported = impl.capabilities.cells
-    cells = (
-        [args.cell]
-        if args.cell
-        else [cell for cell in ("elman", "gru", "lstm") if cell in supported or "*" in supported]
-    )
+    known = [cell.name for loaded in all_specs().values() for cell in loaded.cells.values()]
+    cells = [args.cell] if args.cell else [c for c in known if c in supported or "*" in supported]
+    if not cells:
+        raise ConfigError(f"{impl.name} declares no known cell ({', '.join(sorted(supported))})")
     failed = 0
     for cell in cells:
         cases = [case_from_options(cell, args.config)] if args.config else diagnostic_cases(cell)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -45,30 +47,31 @@ def load(name_or_path: str) -> Implementation:
     entries = {entry.name: entry for entry in entry_points(group=GROUP)}
     if name_or_path in entries:
         entry = entries[name_or_path]
-        try:
-            return _load_entry(entry)
-        except ImplementationError:
-            raise
-        except Exception as error:
-            raise ImplementationError(
-                f"entry point {entry.name} = {entry.value!r} failed to load: "
-                f"{type(error).__name__}: {error}",
-                name_or_path,
-            ) from error
+        return _guarded(
+            lambda: _load_entry(entry), f"entry point {entry.value!r} failed to load", name_or_path
+        )
     if ":" in name_or_path:
         module_name, _, attribute = name_or_path.partition(":")
-        try:
-            target = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as error:
-            raise ImplementationError(
-                f"cannot import {name_or_path!r}: {type(error).__name__}: {error}", name_or_path
-            ) from error
-        return _coerce(target, name_or_path)
+        return _guarded(
+            lambda: _coerce(getattr(importlib.import_module(module_name), attribute), name_or_path),
+            "cannot import or build it",
+            name_or_path,
+        )
     known = ", ".join(registered_names()) or "none"
     raise UnknownImplementationError(
-        f"unknown implementation {name_or_path!r}; registered: {known} "
-        "(or pass package.module:attribute)"
+        f"unknown implementation; registered: {known} (or pass package.module:attribute)",
+        name_or_path,
     )
+
+
+def _guarded(load: Callable[[], Implementation], what: str, name: str) -> Implementation:
+    """Run ``load``; any error from the candidate's code becomes an ImplementationError."""
+    try:
+        return load()
+    except ImplementationError:
+        raise
+    except Exception as error:  # the candidate's import or factory code can raise anything
+        raise ImplementationError(f"{what}: {type(error).__name__}: {error}", name) from error
 
 
 def _load_entry(entry: EntryPoint) -> Implementation:
@@ -76,13 +79,14 @@ def _load_entry(entry: EntryPoint) -> Implementation:
 
 
 def _coerce(target: Any, name: str) -> Implementation:
-    """Accept an Implementation, or a zero-argument callable that returns one."""
-    if not isinstance(target, Implementation) and callable(target):
+    """Accept an Implementation, or a plain function of no arguments that returns one."""
+    if inspect.isfunction(target) and not inspect.signature(target).parameters:
         target = target()
     if not isinstance(target, Implementation):
         raise ImplementationError(
             f"resolves to {type(target).__name__}, expected rnnspec.protocol.Implementation "
-            "or a callable returning one",
+            "or a function of no arguments returning one (for a torch.nn-style class, "
+            "register Implementation.from_module(TheClass))",
             name,
         )
     return target

@@ -12,6 +12,8 @@ from typing import Any
 from rnnspec.checks import CATEGORIES
 
 OUTCOMES = ("passed", "failed", "skipped")
+GENERATOR = "rnnspec conformance report"
+MARKDOWN_TITLE = "# rnnspec conformance report"
 
 
 @dataclass
@@ -97,6 +99,7 @@ class Results:
                 if ratio >= worst[key].get("ratio_to_atol", -1.0):
                     worst[key] = {**comparison, "ratio_to_atol": ratio, "nodeid": result.nodeid}
         return {
+            "generator": GENERATOR,
             "implementation": getattr(impl, "name", None),
             "description": getattr(impl, "description", ""),
             "capabilities": impl.capabilities.as_dict() if impl is not None else None,
@@ -110,12 +113,28 @@ class Results:
     def write(self, path: Path, impl: Any) -> list[Path]:
         """Write PATH.json and PATH.md (a suffix on PATH is replaced); return the paths."""
         data = self.as_dict(impl)
-        base = path.with_suffix("") if path.suffix in (".json", ".md") else path
-        base.parent.mkdir(parents=True, exist_ok=True)
-        json_path, markdown_path = base.with_suffix(".json"), base.with_suffix(".md")
+        json_path, markdown_path = report_paths(path)
+        json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
         markdown_path.write_text(markdown(data), encoding="utf-8")
         return [json_path, markdown_path]
+
+
+def report_paths(path: Path) -> tuple[Path, Path]:
+    """PATH.json and PATH.md for ``--conformance-report PATH`` (a .json/.md suffix dropped)."""
+    base = path.with_suffix("") if path.suffix in (".json", ".md") else path
+    return base.with_suffix(".json"), base.with_suffix(".md")
+
+
+def foreign_files(path: Path) -> list[Path]:
+    """The report files at PATH that exist but were not written by rnnspec."""
+    found = []
+    for target in report_paths(path):
+        if target.exists():
+            head = target.read_text(encoding="utf-8", errors="replace")[:400]
+            if GENERATOR not in head and MARKDOWN_TITLE not in head:
+                found.append(target)
+    return found
 
 
 def _message(report: Any) -> str:
@@ -156,7 +175,7 @@ def environment() -> dict[str, Any]:
 
 def markdown(data: dict[str, Any]) -> str:
     env = data["environment"]
-    lines = [f"# rnnspec conformance report: {data['implementation']}", ""]
+    lines = [f"{MARKDOWN_TITLE}: {data['implementation']}", ""]
     if data.get("description"):
         lines += [data["description"], ""]
     lines += ["Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()), ""]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnspec import notation
-from rnnspec.errors import Location, SpecSemanticError, SpecSyntaxError
+from rnnspec.errors import Location, SpecError, SpecSemanticError, SpecSyntaxError
 from rnnspec.notation import BinOp, Block, Call, Expr, Name, Neg, Number
 
 if sys.version_info >= (3, 11):
@@ -216,7 +216,10 @@ def resolve(name: str) -> Cell:
 
 def load(path: Path | str) -> Spec:
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError(f"cannot read spec file {path}: {error}") from None
     return loads(text, path)
 
 

@@ -32,7 +32,7 @@ from rnnspec.tolerance import tolerance
 STEPS, BATCH = 6, 3
 META_STEPS = 2  # torch runs RNNs on meta step by step through Python decompositions: slow
 LENGTHS = (4, 6, 1)
-SIZES = dict(input_size=5, hidden_size=7)
+SIZES: dict[str, Any] = dict(input_size=5, hidden_size=7)
 PROJ = 3
 HINT = "state created without device=, or a tensor not registered as buffer?"
 

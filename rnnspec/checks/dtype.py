@@ -23,7 +23,7 @@ from rnnspec.protocol import Implementation
 DTYPES = ("float64", "float32", "bfloat16", "float16")
 STEPS, BATCH = 6, 3
 LENGTHS = (4, 6, 1)
-SIZES = dict(input_size=5, hidden_size=7)
+SIZES: dict[str, Any] = dict(input_size=5, hidden_size=7)
 PROJ = 3
 
 

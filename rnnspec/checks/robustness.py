@@ -27,7 +27,7 @@ from rnnspec.protocol import Implementation
 from rnnspec.tolerance import Tolerance, tolerance
 
 EXACT = Tolerance(0.0, 0.0)  # bitwise: determinism and mutation are not numerical questions
-SIZES = dict(input_size=5, hidden_size=7)
+SIZES: dict[str, Any] = dict(input_size=5, hidden_size=7)
 PROJ = 3
 LENGTHS = (3, 6, 1, 5)  # unsorted, with 1 and T
 CHUNKS = ((0, 1), (1, 3), (3, 6))  # a single step, then two longer chunks
@@ -380,8 +380,15 @@ def check_dropout_training(impl: Implementation, case: Case, record: Record) -> 
         ends.append((0, slice(size, 2 * size), f"{size}:"))
     for direction, (step, features, text) in enumerate(ends):
         index = last + direction
-        what = f"output[{step}, :, {text}] (is h_n[{index}]: no dropout after the last layer)"
+        what = f"output[t={step}, :, {text}] as h_n[{index}], after the last layer"
         record(compare(output[step, :, features], h_n[index], what, tol, label))
+    if config.dropout > 0 and np.array_equal(to_numpy(got.output), to_numpy(expected.output)):
+        raise CheckFailure(
+            f"output in training mode equals the output without dropout, but should differ: "
+            f"dropout={config.dropout} between {config.num_layers} layers was not applied "
+            f"[{label}]",
+            category="mismatch",
+        )
 
 
 # --- malformed input is rejected ----------------------------------------------------------------
@@ -403,7 +410,7 @@ def _bad_states(case: Case) -> list[tuple[str, list[tuple[int, ...]], bool]]:
     names = [name + "0" for name in _state_names(case)]
     shapes = case.config.state_shapes(case.config.resolve(), case.batch)
     several = len(shapes) > 1
-    bad = []
+    bad: list[tuple[str, list[tuple[int, ...]], bool]] = []
     for index, (name, shape) in enumerate(zip(names, shapes, strict=True)):
         for axis in range(len(shape)):
             wrong = (*shape[:axis], shape[axis] + 1, *shape[axis + 1 :])
@@ -411,10 +418,10 @@ def _bad_states(case: Case) -> list[tuple[str, list[tuple[int, ...]], bool]]:
             bad.append((f"{name} of shape {wrong} (should be {shape})", changed, several))
     listed = ", ".join(names)
     if case.batch is None:
-        batched = [(shape[0], 1, shape[1]) for shape in shapes]
+        batched: list[tuple[int, ...]] = [(shape[0], 1, shape[1]) for shape in shapes]
         bad.append((f"3-D {listed} {batched} with unbatched input", batched, several))
     else:
-        flat = [(shape[0], shape[2]) for shape in shapes]
+        flat: list[tuple[int, ...]] = [(shape[0], shape[2]) for shape in shapes]
         bad.append((f"2-D {listed} {flat} with batched input", flat, several))
     if several:
         bad.append((f"{names[0]} alone where the tuple ({listed}) is due", shapes[:1], False))
