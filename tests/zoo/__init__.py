@@ -264,6 +264,14 @@ ENTRIES = [
         Bugs(dropout_after_last=True),
     ),
     _entry(
+        "dropout_ignored",
+        "The dropout argument is accepted but never applied, in training mode too.",
+        "robustness",
+        None,
+        {"gru"},
+        Bugs(dropout_ignored=True),
+    ),
+    _entry(
         "nondeterministic",
         "The output carries rounding-size random noise, so identical runs differ.",
         "robustness",

@@ -45,6 +45,7 @@ class Bugs:
     zero_state: str = "like_input"  # "default_device", "cuda_if_available", "attribute", "float32"
     mutate_input: bool = False  # batch_first input transposed in place (transpose_)
     dropout_after_last: bool = False
+    dropout_ignored: bool = False
     noise: bool = False  # non-deterministic rounding-size noise on the output
     state_as_list: bool = False  # returns [h_n, c_n] but accepts only a tuple
     packed_ignored: bool = False  # runs padded steps as data
@@ -116,7 +117,8 @@ class ScratchRNN(nn.Module):
                     kept.append(value)
             layer_input = torch.cat(outputs, dim=-1)
             last = layer == config.num_layers - 1
-            if self.training and config.dropout > 0 and (not last or bugs.dropout_after_last):
+            dropping = self.training and config.dropout > 0 and not bugs.dropout_ignored
+            if dropping and (not last or bugs.dropout_after_last):
                 layer_input = F.dropout(layer_input, config.dropout, training=True)
         if bugs.noise:
             eps = torch.finfo(layer_input.dtype).eps
