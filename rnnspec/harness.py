@@ -81,7 +81,7 @@ def torch_dtype(name: str) -> Any:
     return getattr(torch, name)
 
 
-def _guard(what: str, case: Case, action: Callable[[], Any]) -> Any:
+def guard(what: str, case: Case, action: Callable[[], Any]) -> Any:
     """Run ``action``; an exception from the candidate becomes a 'raised' failure."""
     __tracebackhide__ = True
     try:
@@ -115,7 +115,7 @@ class Candidate:
             }
         else:
             weights = {name: value.astype(case.dtype) for name, value in inputs.weights.items()}
-        self.instance = _guard(
+        self.instance = guard(
             f"{impl.name}: building the network",
             case,
             lambda: impl.build(case.config, weights, self.device, self.dtype),
@@ -151,7 +151,7 @@ class Candidate:
     def run(self, x: Any, hx: Any) -> Outputs:
         """Call the candidate and check the structure of what it returned."""
         __tracebackhide__ = True
-        result = _guard(
+        result = guard(
             f"{self.impl.name}: forward",
             self.case,
             lambda: self.impl.call(self.instance, self.pack(x), hx),

@@ -18,7 +18,7 @@ from rnnspec.checks import Record
 from rnnspec.checks.shapes import check_shape, expected_shapes
 from rnnspec.compare import CheckFailure, compare, to_numpy
 from rnnspec.config import RNNConfig
-from rnnspec.harness import Candidate, make_inputs, require
+from rnnspec.harness import Candidate, guard, make_inputs, require
 from rnnspec.protocol import Implementation
 from rnnspec.tolerance import tolerance
 
@@ -79,11 +79,6 @@ def cases(cells: Iterable[str]) -> list[Case]:
     return found
 
 
-def _raised(what: str, case: Case, error: Exception) -> CheckFailure:
-    message = f"{what} raised {type(error).__name__}: {error} [{case.label()}]"
-    return CheckFailure(message, category="raised")
-
-
 def backward(
     candidate: Candidate, upstream: Mapping[str, np.ndarray]
 ) -> tuple[dict[str, Any], Mapping[str, Any]]:
@@ -99,19 +94,17 @@ def backward(
         (value * candidate.tensor(gradient)).sum()
         for gradient, value in zip(upstream.values(), values, strict=True)
     )
-    try:
-        total.backward()
-    except Exception as error:
-        raise _raised(f"{candidate.impl.name}: backward", case, error) from error
+    guard(f"{candidate.impl.name}: backward", case, total.backward)
     leaves = {"input": x.grad}
     if hx is not None:
         names = [state.name + "0" for state in candidate.cell.states]
         states = hx if isinstance(hx, tuple) else (hx,)
         leaves.update({name: state.grad for name, state in zip(names, states, strict=True)})
-    try:
-        weights = candidate.impl.gradients(candidate.instance)
-    except Exception as error:
-        raise _raised(f"{candidate.impl.name}: gradients()", case, error) from error
+    weights = guard(
+        f"{candidate.impl.name}: gradients()",
+        case,
+        lambda: candidate.impl.gradients(candidate.instance),
+    )
     return leaves, weights
 
 

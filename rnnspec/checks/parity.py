@@ -38,12 +38,10 @@ def cases(cells: Iterable[str]) -> list[Case]:
     return found
 
 
-def compare_outputs(
-    got: Outputs, expected: Outputs, case: Case, record: Record, gradient: bool = False
-) -> None:
+def compare_outputs(got: Outputs, expected: Outputs, case: Case, record: Record) -> None:
     """Compare output and every final state, in that order, under the case's tolerance."""
     __tracebackhide__ = True
-    tol = tolerance(case.dtype, case.steps, case.config.num_layers, gradient=gradient)
+    tol = tolerance(case.dtype, case.steps, case.config.num_layers)
     label = case.label()
     record(compare(got.output, expected.output, "output", tol, label))
     names = [state.name + "_n" for state in case.config.resolve().states]

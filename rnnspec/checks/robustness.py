@@ -22,7 +22,7 @@ from rnnspec.checks import Record
 from rnnspec.checks.parity import compare_outputs
 from rnnspec.compare import CheckFailure, compare, to_numpy
 from rnnspec.config import RNNConfig
-from rnnspec.harness import Candidate, Outputs, _guard, gold, make_inputs, no_grad, require
+from rnnspec.harness import Candidate, Outputs, gold, guard, make_inputs, no_grad, require
 from rnnspec.protocol import Implementation
 from rnnspec.tolerance import Tolerance, tolerance
 
@@ -47,7 +47,7 @@ def call(candidate: Candidate, x: Any, hx: Any, what: str = "forward") -> tuple[
     """Call the candidate on ``x`` exactly as given: its raw result, and that checked."""
     __tracebackhide__ = True
     impl = candidate.impl
-    raw = _guard(
+    raw = guard(
         f"{impl.name}: {what}", candidate.case, lambda: impl.call(candidate.instance, x, hx)
     )
     return raw, candidate.unpack(raw)
