@@ -41,6 +41,14 @@ class Case:
     def replace(self, **changes: Any) -> Case:
         return replace(self, **changes)
 
+    def state_names(self, suffix: str = "_n") -> list[str]:
+        """``["h_n", "c_n"]`` for an LSTM (``suffix="0"``: ``["h0", "c0"]``), in state order."""
+        return [state.name + suffix for state in self.config.resolve().states]
+
+    def result_names(self) -> list[str]:
+        """``["output", "h_n", "c_n"]`` for an LSTM: what a run returns, in order."""
+        return ["output", *self.state_names()]
+
     def label(self) -> str:
         """``lstm I=5 H=4 layers=2 bidirectional T=5 B=3 dtype=float32``: for messages."""
         parts = [self.config.describe(), f"T={self.steps}"]
@@ -64,3 +72,33 @@ class Case:
             .replace("[", "")
             .replace("]", "")
         )
+
+
+def layout_case(
+    cell: str,
+    layers: int,
+    bidirectional: bool,
+    layout: str,
+    *,
+    steps: int,
+    batch: int,
+    lengths: tuple[int, ...],
+    given_state: bool = True,
+    **config: Any,
+) -> Case:
+    """A case in a named layout: ``time-major``, ``batch_first``, ``unbatched``, ``packed``
+    or ``packed batch_first``; ``config`` gives the other :class:`RNNConfig` fields."""
+    network = RNNConfig(
+        cell=cell,
+        num_layers=layers,
+        bidirectional=bidirectional,
+        batch_first=layout.endswith("batch_first"),
+        **config,
+    )
+    return Case(
+        network,
+        steps=steps,
+        batch=None if layout == "unbatched" else batch,
+        lengths=lengths if layout.startswith("packed") else None,
+        given_state=given_state,
+    )

@@ -6,6 +6,7 @@ A candidate that raises, returns the wrong structure or the wrong type is report
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -180,25 +181,22 @@ class Candidate:
             output = pad_packed_sequence(
                 output, batch_first=self.case.config.batch_first, total_length=self.case.steps
             )[0]
-        names = [s.name for s in self.cell.states]
+        names = self.case.state_names()
         states = state if isinstance(state, tuple | list) and len(names) > 1 else (state,)
         if len(names) > 1 and not isinstance(state, tuple | list):
             raise CheckFailure(
-                f"state is {type(state).__name__}, but should be a tuple ({', '.join(n + '_n' for n in names)}) "
+                f"state is {type(state).__name__}, but should be a tuple ({', '.join(names)}) "
                 f"[{label}]",
                 category="wrong-type",
             )
         if len(states) != len(names):
             raise CheckFailure(
                 f"state has {len(states)} entries, but should have {len(names)} "
-                f"({', '.join(n + '_n' for n in names)}) [{label}]",
+                f"({', '.join(names)}) [{label}]",
                 category="wrong-type",
             )
         expected_type = _array_type(self.torch)
-        for what, value in [
-            ("output", output),
-            *zip((n + "_n" for n in names), states, strict=True),
-        ]:
+        for what, value in zip(self.case.result_names(), (output, *states), strict=True):
             if not isinstance(value, expected_type):
                 raise CheckFailure(
                     f"{what} is {type(value).__name__}, but should be {expected_type.__name__} "
@@ -218,6 +216,35 @@ def no_grad(candidate: Candidate) -> Iterator[None]:
 
     with torch.no_grad():
         yield
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Ignore the candidate's warnings: torch.nn warns about dropout on one layer and about
+    oneDNN fallbacks, and a warning is not a failure."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def build(impl: Implementation, case: Case, inputs: Inputs | None = None) -> Candidate:
+    """The candidate built quietly, on ``inputs`` or else ``make_inputs(case)``."""
+    with quiet():
+        return Candidate(impl, case, make_inputs(case) if inputs is None else inputs)
+
+
+def forward(candidate: Candidate) -> Outputs:
+    """One forward on the case's inputs, under ``no_grad``."""
+    __tracebackhide__ = True
+    with no_grad(candidate):
+        return candidate.run(*candidate.prepare())
+
+
+def run_quietly(candidate: Candidate) -> Outputs:
+    """:func:`forward` with the candidate's warnings ignored."""
+    __tracebackhide__ = True
+    with quiet():
+        return forward(candidate)
 
 
 def _array_type(torch_framework: bool) -> type:

@@ -214,6 +214,11 @@ def resolve(name: str) -> Cell:
     return spec.cell(variant or None)
 
 
+def supports_proj(name: str) -> bool:
+    """Whether the cell ``name`` (as for :func:`resolve`) has a projection (``proj_size``)."""
+    return resolve(name).supports_proj
+
+
 def load(path: Path | str) -> Spec:
     path = Path(path)
     try:

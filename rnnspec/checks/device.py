@@ -22,11 +22,22 @@ from rnnspec.cases import Case
 from rnnspec.checks import Record
 from rnnspec.checks.dtype import check_dtypes
 from rnnspec.checks.parity import compare_outputs
-from rnnspec.checks.robustness import check_shapes, expect_raise, quiet
+from rnnspec.checks.robustness import assert_gold_shapes, expect_raise
 from rnnspec.compare import CheckFailure, compare
 from rnnspec.config import RNNConfig
-from rnnspec.harness import Candidate, Outputs, Unsupported, gold, make_inputs, no_grad, require
+from rnnspec.harness import (
+    Outputs,
+    Unsupported,
+    build,
+    gold,
+    make_inputs,
+    no_grad,
+    quiet,
+    require,
+    run_quietly,
+)
 from rnnspec.protocol import Implementation
+from rnnspec.spec import supports_proj
 from rnnspec.tolerance import tolerance
 
 STEPS, BATCH = 6, 3
@@ -56,10 +67,6 @@ def _case(
     return Case(network, steps, batch, dtype, device, lengths, given_state)
 
 
-def _has_proj(cell: str) -> bool:
-    return RNNConfig(cell=cell).resolve().supports_proj
-
-
 def meta_cases(cells: Iterable[str]) -> list[Case]:
     """With and without h0, stacked bidirectional, batch_first, unbatched, projections."""
     found = []
@@ -71,7 +78,7 @@ def meta_cases(cells: Iterable[str]) -> list[Case]:
             _case(cell, "meta", "bfloat16", steps=META_STEPS, batch_first=True),
             _case(cell, "meta", "float16", steps=META_STEPS, batch=None, given_state=False),
         ]
-        if _has_proj(cell):
+        if supports_proj(cell):
             found.append(_case(cell, "meta", "float32", 2, True, steps=META_STEPS, proj_size=PROJ))
     return found
 
@@ -143,8 +150,7 @@ def _float32_without_tf32() -> Iterator[None]:
 def check_placement(got: Outputs, expected: Outputs, case: Case) -> None:
     """Output and states are on the case's device, in its dtype, with the gold's shapes."""
     __tracebackhide__ = True
-    names = ["output"] + [state.name + "_n" for state in case.config.resolve().states]
-    for name, value in zip(names, (got.output, *got.states), strict=True):
+    for name, value in zip(case.result_names(), (got.output, *got.states), strict=True):
         device = getattr(value, "device", "cpu")  # a torch.device, or NumPy's "cpu"
         if getattr(device, "type", device) != case.device:
             raise CheckFailure(
@@ -153,7 +159,7 @@ def check_placement(got: Outputs, expected: Outputs, case: Case) -> None:
                 category="device",
             )
     check_dtypes(got, case)
-    check_shapes(got, expected, case)
+    assert_gold_shapes(got, expected, case)
 
 
 def check_meta(impl: Implementation, case: Case, record: Record) -> None:
@@ -163,8 +169,7 @@ def check_meta(impl: Implementation, case: Case, record: Record) -> None:
     require(impl, case)
     inputs = make_inputs(case)
     expected = gold(case, inputs)
-    with quiet():
-        candidate = Candidate(impl, case, inputs)
+    candidate = build(impl, case, inputs)
     x, hx = candidate.prepare()
     try:
         with no_grad(candidate), quiet():
@@ -186,8 +191,7 @@ def check_zero_state(impl: Implementation, case: Case, record: Record) -> None:
     require(impl, case)
     inputs = make_inputs(case)
     expected = gold(case, inputs)
-    with quiet():
-        candidate = Candidate(impl, case, inputs)
+    candidate = build(impl, case, inputs)
     shapes = case.config.state_shapes(case.config.resolve(), case.batch)
     with no_grad(candidate), quiet():
         got = candidate.run(candidate.prepare()[0], None)
@@ -197,9 +201,11 @@ def check_zero_state(impl: Implementation, case: Case, record: Record) -> None:
     compare_outputs(got, expected, case, record)
     tol = tolerance(case.dtype, case.steps, case.config.num_layers)
     label = f"{case.label()} vs explicit zero hx"
-    names = ["output"] + [state.name + "_n" for state in case.config.resolve().states]
     for name, value, reference in zip(
-        names, (got.output, *got.states), (explicit.output, *explicit.states), strict=True
+        case.result_names(),
+        (got.output, *got.states),
+        (explicit.output, *explicit.states),
+        strict=True,
     ):
         record(compare(value, reference, f"{name} with hx=None", tol, label))
 
@@ -211,10 +217,8 @@ def check_cuda(impl: Implementation, case: Case, record: Record) -> None:
     _require_cuda()
     inputs = make_inputs(case)
     expected = gold(case, inputs)
-    with quiet(), _float32_without_tf32():
-        candidate = Candidate(impl, case, inputs)
-        with no_grad(candidate):
-            got = candidate.run(*candidate.prepare())
+    with _float32_without_tf32():
+        got = run_quietly(build(impl, case, inputs))
     check_placement(got, expected, case)
     compare_outputs(got, expected, case, record)
 
@@ -227,11 +231,10 @@ def check_mixed_devices(impl: Implementation, case: Case, record: Record) -> Non
     require(impl, case.replace(device=other))
     if "cuda" in (case.device, other):
         _require_cuda()
-    with quiet():
-        candidate = Candidate(impl, case, make_inputs(case))
+    candidate = build(impl, case)
     x, hx = candidate.prepare()
     states = hx if isinstance(hx, tuple) else (hx,)
-    names = [state.name + "0" for state in case.config.resolve().states]
+    names = case.state_names("0")
     variants = [(", ".join(names), tuple(state.to(other) for state in states))]
     if len(states) > 1:
         variants.append((names[-1], (*states[:-1], states[-1].to(other))))

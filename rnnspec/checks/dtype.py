@@ -14,11 +14,11 @@ from typing import Any
 from rnnspec.cases import Case
 from rnnspec.checks import Record
 from rnnspec.checks.parity import compare_outputs
-from rnnspec.checks.robustness import quiet
 from rnnspec.compare import CheckFailure
 from rnnspec.config import RNNConfig
-from rnnspec.harness import Candidate, Outputs, gold, make_inputs, no_grad, require
+from rnnspec.harness import Outputs, build, gold, make_inputs, require, run_quietly
 from rnnspec.protocol import Implementation
+from rnnspec.spec import supports_proj
 
 DTYPES = ("float64", "float32", "bfloat16", "float16")
 STEPS, BATCH = 6, 3
@@ -46,7 +46,7 @@ def cases(cells: Iterable[str]) -> list[Case]:
     layers, packed unsorted lengths without h0, and projections where the cell has them."""
     found = []
     for cell in cells:
-        has_proj = RNNConfig(cell=cell).resolve().supports_proj
+        has_proj = supports_proj(cell)
         for dtype in DTYPES:
             found += [
                 _case(cell, dtype),
@@ -67,8 +67,7 @@ def dtype_name(value: Any) -> str:
 def check_dtypes(got: Outputs, case: Case) -> None:
     """Output and every final state have the case's (the input's) dtype."""
     __tracebackhide__ = True
-    names = ["output"] + [state.name + "_n" for state in case.config.resolve().states]
-    for name, value in zip(names, (got.output, *got.states), strict=True):
+    for name, value in zip(case.result_names(), (got.output, *got.states), strict=True):
         found = dtype_name(value)
         if found != case.dtype:
             raise CheckFailure(
@@ -84,9 +83,6 @@ def check_dtype(impl: Implementation, case: Case, record: Record) -> None:
     require(impl, case)
     inputs = make_inputs(case)
     expected = gold(case, inputs)
-    with quiet():
-        candidate = Candidate(impl, case, inputs)
-        with no_grad(candidate):
-            got = candidate.run(*candidate.prepare())
+    got = run_quietly(build(impl, case, inputs))
     check_dtypes(got, case)
     compare_outputs(got, expected, case, record)

@@ -13,18 +13,16 @@ from typing import Any
 import numpy as np
 
 from rnnspec.builtins import reference
-from rnnspec.cases import Case
+from rnnspec.cases import Case, layout_case
 from rnnspec.checks import Record
 from rnnspec.checks.shapes import check_shape, expected_shapes
 from rnnspec.compare import CheckFailure, compare, to_numpy
-from rnnspec.config import RNNConfig
 from rnnspec.harness import Candidate, guard, make_inputs, require
 from rnnspec.protocol import Implementation
+from rnnspec.spec import supports_proj
 from rnnspec.tolerance import tolerance
 
-STEPS, BATCH = 5, 3
-LENGTHS = (3, 5, 1)
-INPUT_SIZE, HIDDEN_SIZE = 5, 7
+SIZES: dict[str, Any] = dict(steps=5, batch=3, lengths=(3, 5, 1), input_size=5, hidden_size=7)
 PROJ = 3
 UPSTREAM_SEED = 3_000_017
 
@@ -37,22 +35,7 @@ def _case(
     bias: bool = True,
     proj: int = 0,
 ) -> Case:
-    config = RNNConfig(
-        cell=cell,
-        num_layers=layers,
-        bidirectional=bidirectional,
-        bias=bias,
-        batch_first=layout.endswith("batch_first"),
-        proj_size=proj,
-        input_size=INPUT_SIZE,
-        hidden_size=HIDDEN_SIZE,
-    )
-    return Case(
-        config,
-        steps=STEPS,
-        batch=None if layout == "unbatched" else BATCH,
-        lengths=LENGTHS if layout.startswith("packed") else None,
-    )
+    return layout_case(cell, layers, bidirectional, layout, bias=bias, proj_size=proj, **SIZES)
 
 
 def cases(cells: Iterable[str]) -> list[Case]:
@@ -65,7 +48,7 @@ def cases(cells: Iterable[str]) -> list[Case]:
                 found.extend(
                     _case(cell, layers, bidirectional, bias=bias) for bias in (True, False)
                 )
-                if RNNConfig(cell=cell).resolve().supports_proj:
+                if supports_proj(cell):
                     found.append(_case(cell, layers, bidirectional, proj=PROJ))
         stacked = _case(cell, 2, True)
         found += [
@@ -97,8 +80,8 @@ def backward(
     guard(f"{candidate.impl.name}: backward", case, total.backward)
     leaves = {"input": x.grad}
     if hx is not None:
-        names = [state.name + "0" for state in candidate.cell.states]
         states = hx if isinstance(hx, tuple) else (hx,)
+        names = case.state_names("0")
         leaves.update({name: state.grad for name, state in zip(names, states, strict=True)})
     weights = guard(
         f"{candidate.impl.name}: gradients()",

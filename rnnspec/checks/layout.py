@@ -14,18 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from rnnspec.cases import Case
+from rnnspec.cases import Case, layout_case
 from rnnspec.checks import Record
 from rnnspec.checks.shapes import check_shape
 from rnnspec.compare import compare, to_numpy
-from rnnspec.config import RNNConfig, canonical_name
-from rnnspec.harness import Candidate, Inputs, make_inputs, no_grad, require
+from rnnspec.config import canonical_name
+from rnnspec.harness import Candidate, Inputs, forward, make_inputs, require
 from rnnspec.protocol import Implementation
+from rnnspec.spec import supports_proj
 from rnnspec.tolerance import Tolerance, tolerance
 
-STEPS, BATCH = 5, 3
-LENGTHS = (3, 5, 1)
-INPUT_SIZE, HIDDEN_SIZE = 10, 9
+SIZES: dict[str, Any] = dict(steps=5, batch=3, lengths=(3, 5, 1), input_size=10, hidden_size=9)
 PROJ = 7
 STACKS = ((2, False), (1, True), (2, True))
 LAYOUTS = ("time-major", "batch_first", "packed", "unbatched")
@@ -33,21 +32,7 @@ DIRECTIONS = ("forward", "reverse")
 
 
 def _case(cell: str, layers: int, bidirectional: bool, layout: str, proj: int = 0) -> Case:
-    config = RNNConfig(
-        cell=cell,
-        num_layers=layers,
-        bidirectional=bidirectional,
-        batch_first=layout == "batch_first",
-        proj_size=proj,
-        input_size=INPUT_SIZE,
-        hidden_size=HIDDEN_SIZE,
-    )
-    return Case(
-        config,
-        steps=STEPS,
-        batch=None if layout == "unbatched" else BATCH,
-        lengths=LENGTHS if layout == "packed" else None,
-    )
+    return layout_case(cell, layers, bidirectional, layout, proj_size=proj, **SIZES)
 
 
 def cases(cells: Iterable[str]) -> list[Case]:
@@ -56,7 +41,7 @@ def cases(cells: Iterable[str]) -> list[Case]:
     for cell in cells:
         found.extend(_case(cell, *stack, layout) for stack in STACKS for layout in LAYOUTS)
         found.append(_case(cell, 3, True, "time-major"))
-        if RNNConfig(cell=cell).resolve().supports_proj:
+        if supports_proj(cell):
             found.extend(_case(cell, 2, True, layout, PROJ) for layout in LAYOUTS)
             found.append(_case(cell, 3, True, "time-major", PROJ))
     return found
@@ -199,12 +184,9 @@ def check_layout(impl: Implementation, case: Case, record: Record) -> None:
     require(impl, case)
     inputs = make_inputs(case)
     output, finals = rebuild_stack(case, inputs)
-    candidate = Candidate(impl, case, inputs)
-    with no_grad(candidate):
-        got = candidate.run(*candidate.prepare())
+    got = forward(Candidate(impl, case, inputs))
     tol = tolerance(case.dtype, case.steps, case.config.num_layers)
-    names = [state.name + "_n" for state in case.config.resolve().states]
-    for kind, (name, state) in enumerate(zip(names, got.states, strict=True)):
+    for kind, (name, state) in enumerate(zip(case.state_names(), got.states, strict=True)):
         expected = {key: values[kind] for key, values in finals.items()}
         _check_state_slices(name, state, expected, case, tol, record)
     last_layer = case.config.num_layers - 1

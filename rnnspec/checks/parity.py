@@ -10,9 +10,9 @@ from rnnspec.cases import Case
 from rnnspec.checks import Record
 from rnnspec.compare import CheckFailure, compare
 from rnnspec.config import RNNConfig
-from rnnspec.harness import Candidate, Outputs, gold, make_inputs, no_grad, require
+from rnnspec.harness import Candidate, Outputs, forward, gold, make_inputs, require
 from rnnspec.protocol import Implementation
-from rnnspec.spec import resolve
+from rnnspec.spec import supports_proj
 from rnnspec.tolerance import tolerance
 
 
@@ -23,7 +23,7 @@ def cases(cells: Iterable[str]) -> list[Case]:
     for cell, (layers, bidirectional, bias, batch_first, given_state) in itertools.product(
         cells, list(flags)
     ):
-        for proj in (0, 3) if resolve(cell).supports_proj else (0,):
+        for proj in (0, 3) if supports_proj(cell) else (0,):
             config = RNNConfig(
                 cell=cell,
                 input_size=5,
@@ -38,15 +38,21 @@ def cases(cells: Iterable[str]) -> list[Case]:
     return found
 
 
-def compare_outputs(got: Outputs, expected: Outputs, case: Case, record: Record) -> None:
-    """Compare output and every final state, in that order, under the case's tolerance."""
+def compare_outputs(
+    got: Outputs, expected: Outputs, case: Case, record: Record, label: str | None = None
+) -> None:
+    """Compare output and every final state, in that order, under the case's tolerance;
+    failures name ``label`` (the case's label unless given)."""
     __tracebackhide__ = True
     tol = tolerance(case.dtype, case.steps, case.config.num_layers)
-    label = case.label()
-    record(compare(got.output, expected.output, "output", tol, label))
-    names = [state.name + "_n" for state in case.config.resolve().states]
-    for name, got_state, expected_state in zip(names, got.states, expected.states, strict=True):
-        record(compare(got_state, expected_state, name, tol, label))
+    label = case.label() if label is None else label
+    for name, got_value, expected_value in zip(
+        case.result_names(),
+        (got.output, *got.states),
+        (expected.output, *expected.states),
+        strict=True,
+    ):
+        record(compare(got_value, expected_value, name, tol, label))
 
 
 def check_forward(impl: Implementation, case: Case, record: Record) -> None:
@@ -55,9 +61,7 @@ def check_forward(impl: Implementation, case: Case, record: Record) -> None:
     require(impl, case)
     inputs = make_inputs(case)
     expected = gold(case, inputs)
-    candidate = Candidate(impl, case, inputs)
-    with no_grad(candidate):
-        got = candidate.run(*candidate.prepare())
+    got = forward(Candidate(impl, case, inputs))
     try:
         compare_outputs(got, expected, case, record)
     except CheckFailure as failure:

@@ -9,7 +9,6 @@ equal to a batch of one (#13). Everything but packing runs for NumPy candidates 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -22,8 +21,20 @@ from rnnspec.checks import Record
 from rnnspec.checks.parity import compare_outputs
 from rnnspec.compare import CheckFailure, compare, to_numpy
 from rnnspec.config import RNNConfig
-from rnnspec.harness import Candidate, Outputs, gold, guard, make_inputs, no_grad, require
+from rnnspec.harness import (
+    Candidate,
+    Outputs,
+    build,
+    gold,
+    guard,
+    make_inputs,
+    no_grad,
+    quiet,
+    require,
+    run_quietly,
+)
 from rnnspec.protocol import Implementation
+from rnnspec.spec import supports_proj
 from rnnspec.tolerance import Tolerance, tolerance
 
 EXACT = Tolerance(0.0, 0.0)  # bitwise: determinism and mutation are not numerical questions
@@ -32,15 +43,6 @@ PROJ = 3
 LENGTHS = (3, 6, 1, 5)  # unsorted, with 1 and T
 CHUNKS = ((0, 1), (1, 3), (3, 6))  # a single step, then two longer chunks
 DROPOUT = 0.5
-
-
-@contextmanager
-def quiet() -> Iterator[None]:
-    """Ignore the candidate's warnings: torch.nn warns about dropout on one layer and about
-    oneDNN fallbacks, and a warning is not a failure."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
 
 
 def call(candidate: Candidate, x: Any, hx: Any, what: str = "forward") -> tuple[Any, Outputs]:
@@ -53,12 +55,14 @@ def call(candidate: Candidate, x: Any, hx: Any, what: str = "forward") -> tuple[
     return raw, candidate.unpack(raw)
 
 
-def check_shapes(got: Outputs, expected: Outputs, case: Case) -> None:
+def assert_gold_shapes(got: Outputs, expected: Outputs, case: Case) -> None:
     """Output and every final state have the gold's shapes."""
     __tracebackhide__ = True
-    names = ["output"] + [name + "_n" for name in _state_names(case)]
     for name, value, reference in zip(
-        names, (got.output, *got.states), (expected.output, *expected.states), strict=True
+        case.result_names(),
+        (got.output, *got.states),
+        (expected.output, *expected.states),
+        strict=True,
     ):
         if tuple(value.shape) != np.shape(reference):
             raise CheckFailure(
@@ -72,10 +76,6 @@ def _config(cell: str, layers: int = 1, bidirectional: bool = False, **options: 
     return RNNConfig(
         cell=cell, num_layers=layers, bidirectional=bidirectional, **{**SIZES, **options}
     )
-
-
-def _has_proj(cell: str) -> bool:
-    return RNNConfig(cell=cell).resolve().supports_proj
 
 
 def _time_axis(case: Case) -> int:
@@ -92,10 +92,6 @@ def _copy(value: Any) -> Any:
 
 def _states(hx: Any) -> tuple[Any, ...]:
     return () if hx is None else hx if isinstance(hx, tuple) else (hx,)
-
-
-def _state_names(case: Case) -> list[str]:
-    return [state.name for state in case.config.resolve().states]
 
 
 @contextmanager
@@ -118,11 +114,6 @@ def _set_training(candidate: Candidate, training: bool) -> None:
         method()
 
 
-def _build(impl: Implementation, case: Case, inputs: Any = None) -> Candidate:
-    with quiet():
-        return Candidate(impl, case, make_inputs(case) if inputs is None else inputs)
-
-
 # --- size-one dimensions ------------------------------------------------------------------
 
 
@@ -142,9 +133,8 @@ def check_keeps_dimensions(impl: Implementation, case: Case, record: Record) -> 
     require(impl, case)
     inputs = make_inputs(case)
     expected = gold(case, inputs)
-    candidate = _build(impl, case, inputs)
-    with no_grad(candidate), quiet():
-        got = candidate.run(*candidate.prepare())
+    candidate = build(impl, case, inputs)
+    got = run_quietly(candidate)
     compare_outputs(got, expected, case, record)
 
 
@@ -164,11 +154,11 @@ def check_no_mutation(impl: Implementation, case: Case, record: Record) -> None:
     """Input (the packed data too) and every h0 are bitwise unchanged by the forward call."""
     __tracebackhide__ = True
     require(impl, case)
-    candidate = _build(impl, case)
+    candidate = build(impl, case)
     x, hx = candidate.prepare()
     fed = candidate.pack(x)
     watched = {"input (packed data)": fed.data} if case.packed else {"input": fed}
-    watched.update(zip((name + "0" for name in _state_names(case)), _states(hx), strict=True))
+    watched.update(zip(case.state_names("0"), _states(hx), strict=True))
     before = {what: _copy(value) for what, value in watched.items()}
     with no_grad(candidate), quiet():
         call(candidate, fed, hx)
@@ -188,11 +178,10 @@ def check_deterministic(impl: Implementation, case: Case, record: Record) -> Non
     """Two identical calls on one instance return bitwise identical outputs and states."""
     __tracebackhide__ = True
     require(impl, case)
-    candidate = _build(impl, case)
-    with no_grad(candidate), quiet():
-        first = candidate.run(*candidate.prepare())
-        second = candidate.run(*candidate.prepare())
-    names = ["output"] + [name + "_n" for name in _state_names(case)]
+    candidate = build(impl, case)
+    first = run_quietly(candidate)
+    second = run_quietly(candidate)
+    names = case.result_names()
     for name, got, expected in zip(
         names, (second.output, *second.states), (first.output, *first.states), strict=True
     ):
@@ -209,7 +198,7 @@ def chunk_cases(cells: Iterable[str]) -> list[Case]:
         found.append(Case(_config(cell), steps=6, batch=3))
         found.append(Case(_config(cell, 2, batch_first=True), steps=6, batch=3, given_state=False))
         found.append(Case(_config(cell), steps=6, batch=None))
-        if _has_proj(cell):
+        if supports_proj(cell):
             found.append(Case(_config(cell, 2, proj_size=PROJ), steps=6, batch=3))
     return found
 
@@ -221,7 +210,7 @@ def check_chunked(impl: Implementation, case: Case, record: Record) -> None:
     require(impl, case)
     inputs = make_inputs(case)
     expected = gold(case, inputs)
-    candidate = _build(impl, case, inputs)
+    candidate = build(impl, case, inputs)
     axis = _time_axis(case)
     label = f"{case.label()} chunks={[stop - start for start, stop in CHUNKS]}"
     tol = tolerance(case.dtype, case.steps, case.config.num_layers)
@@ -233,7 +222,7 @@ def check_chunked(impl: Implementation, case: Case, record: Record) -> None:
             state = raw[1]
             part = _steps(expected.output, axis, start, stop)
             record(compare(got.output, part, f"output of steps {start}..{stop - 1}", tol, label))
-    names = [name + "_n" for name in _state_names(case)]
+    names = case.state_names()
     for name, got_state, expected_state in zip(names, got.states, expected.states, strict=True):
         record(compare(got_state, expected_state, f"{name} after the last chunk", tol, label))
 
@@ -256,7 +245,7 @@ def packed_cases(cells: Iterable[str]) -> list[Case]:
                 given_state=False,
             )
         )
-        if _has_proj(cell):
+        if supports_proj(cell):
             found.append(
                 Case(_config(cell, 1, True, proj_size=PROJ), steps=6, batch=4, lengths=LENGTHS)
             )
@@ -280,10 +269,10 @@ def check_packed(impl: Implementation, case: Case, record: Record) -> None:
     require(impl, case)
     inputs = make_inputs(case)
     expected = gold(case, inputs)
-    candidate = _build(impl, case, inputs)
-    alone = _build(impl, case.replace(lengths=None, batch=1), replace(inputs, lengths=None))
+    candidate = build(impl, case, inputs)
+    alone = build(impl, case.replace(lengths=None, batch=1), replace(inputs, lengths=None))
     tol = tolerance(case.dtype, case.steps, case.config.num_layers)
-    names = [name + "_n" for name in _state_names(case)]
+    names = case.state_names()
     with no_grad(candidate), quiet():
         got = candidate.run(*candidate.prepare())
         compare_outputs(got, expected, case, record)
@@ -337,10 +326,9 @@ def check_dropout_eval(impl: Implementation, case: Case, record: Record) -> None
     require(impl, case)
     inputs = make_inputs(case)
     expected = gold(case, inputs)
-    candidate = _build(impl, case, inputs)
+    candidate = build(impl, case, inputs)
     _set_training(candidate, False)
-    with no_grad(candidate), quiet():
-        got = candidate.run(*candidate.prepare())
+    got = run_quietly(candidate)
     compare_outputs(got, expected, case, record)
 
 
@@ -355,20 +343,16 @@ def check_dropout_training(impl: Implementation, case: Case, record: Record) -> 
     require(impl, case)
     inputs = make_inputs(case)
     expected = gold(case, inputs)
-    candidate = _build(impl, case, inputs)
+    candidate = build(impl, case, inputs)
     _set_training(candidate, True)
-    with no_grad(candidate), _seeded(candidate, case.seed), quiet():
-        got = candidate.run(*candidate.prepare())
+    with _seeded(candidate, case.seed):
+        got = run_quietly(candidate)
     config = case.config
     tol = tolerance(case.dtype, case.steps, config.num_layers)
     label = f"{case.label()} training mode"
-    check_shapes(got, expected, case)
+    assert_gold_shapes(got, expected, case)
     if config.num_layers == 1:
-        names = ["output"] + [name + "_n" for name in _state_names(case)]
-        for name, got_value, expected_value in zip(
-            names, (got.output, *got.states), (expected.output, *expected.states), strict=True
-        ):
-            record(compare(got_value, expected_value, name, tol, label))
+        compare_outputs(got, expected, case, record, label)
         return
     output = to_numpy(got.output)
     output = output.swapaxes(0, 1) if config.batch_first else output
@@ -401,14 +385,14 @@ def rejection_cases(cells: Iterable[str]) -> list[Case]:
     for cell in cells:
         found.append(Case(_config(cell, 2, True, batch_first=True), steps=5, batch=3))
         found.append(Case(_config(cell), steps=5, batch=None))
-        if _has_proj(cell):
+        if supports_proj(cell):
             found.append(Case(_config(cell, proj_size=PROJ), steps=5, batch=3))
     return found
 
 
 def _bad_states(case: Case) -> list[tuple[str, list[tuple[int, ...]], bool]]:
     """Every malformed h0: (description, shapes of the tensors passed, passed as a tuple)."""
-    names = [name + "0" for name in _state_names(case)]
+    names = case.state_names("0")
     shapes = case.config.state_shapes(case.config.resolve(), case.batch)
     several = len(shapes) > 1
     bad: list[tuple[str, list[tuple[int, ...]], bool]] = []
@@ -455,7 +439,7 @@ def check_rejects_bad_state(impl: Implementation, case: Case, record: Record) ->
     (a single tensor where the tuple is due) raises."""
     __tracebackhide__ = True
     require(impl, case)
-    candidate = _build(impl, case)
+    candidate = build(impl, case)
     x, _ = candidate.prepare()
     for description, shapes, as_tuple in _bad_states(case):
         states = tuple(candidate.tensor(np.zeros(shape)) for shape in shapes)
@@ -466,7 +450,7 @@ def check_rejects_4d_input(impl: Implementation, case: Case, record: Record) -> 
     """A 4-D input raises instead of being reshaped or broadcast."""
     __tracebackhide__ = True
     require(impl, case)
-    candidate = _build(impl, case)
+    candidate = build(impl, case)
     x, _ = candidate.prepare()
     x = x[(None,) * (4 - x.ndim)]
     expect_raise(candidate, x, None, f"a 4-D input of shape {tuple(x.shape)}")
@@ -492,7 +476,7 @@ def check_unbatched(impl: Implementation, case: Case, record: Record) -> None:
     require(impl, case)
     inputs = make_inputs(case)
     expected = gold(case, inputs)
-    candidate = _build(impl, case, inputs)
+    candidate = build(impl, case, inputs)
     batch_axis = 0 if case.config.batch_first else 1
     with no_grad(candidate), quiet():
         got = candidate.run(*candidate.prepare())
@@ -504,7 +488,7 @@ def check_unbatched(impl: Implementation, case: Case, record: Record) -> None:
         _, batched = call(candidate, batch_x, batched_hx)
     tol = tolerance(case.dtype, case.steps, case.config.num_layers)
     label = case.label().replace("unbatched", "B=1 (the unbatched input as a batch of one)")
-    names = ["output"] + [name + "_n" for name in _state_names(case)]
+    names = case.result_names()
     axes = [batch_axis] + [1] * len(expected.states)
     for name, axis, got_value, expected_value in zip(
         names,

@@ -10,37 +10,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from rnnspec.cases import Case
+from rnnspec.cases import Case, layout_case
 from rnnspec.checks import Record
 from rnnspec.compare import CheckFailure
-from rnnspec.config import RNNConfig
-from rnnspec.harness import Candidate, make_inputs, no_grad, require
+from rnnspec.harness import Candidate, forward, make_inputs, require
 from rnnspec.protocol import Implementation
+from rnnspec.spec import supports_proj
 
-STEPS, BATCH = 5, 3
-LENGTHS = (2, 5, 1)
-INPUT_SIZE, HIDDEN_SIZE = 10, 9
+SIZES: dict[str, Any] = dict(steps=5, batch=3, lengths=(2, 5, 1), input_size=10, hidden_size=9)
 PROJ = 7
 STACKS = ((1, False), (1, True), (3, True))
 LAYOUTS = ("time-major", "batch_first", "unbatched", "packed", "packed batch_first")
 
 
 def _case(cell: str, layers: int, bidirectional: bool, layout: str, proj: int = 0) -> Case:
-    config = RNNConfig(
-        cell=cell,
-        num_layers=layers,
-        bidirectional=bidirectional,
-        batch_first=layout.endswith("batch_first"),
-        proj_size=proj,
-        input_size=INPUT_SIZE,
-        hidden_size=HIDDEN_SIZE,
-    )
-    return Case(
-        config,
-        steps=STEPS,
-        batch=None if layout == "unbatched" else BATCH,
-        lengths=LENGTHS if layout.startswith("packed") else None,
-        given_state=layers != 3,
+    return layout_case(
+        cell, layers, bidirectional, layout, proj_size=proj, given_state=layers != 3, **SIZES
     )
 
 
@@ -48,7 +33,7 @@ def cases(cells: Iterable[str]) -> list[Case]:
     """Every cell over stacks x layouts (and projections), plus B=1 in both batch layouts."""
     found: list[Case] = []
     for cell in cells:
-        projections = (0, PROJ) if RNNConfig(cell=cell).resolve().supports_proj else (0,)
+        projections = (0, PROJ) if supports_proj(cell) else (0,)
         for proj in projections:
             for layers, bidirectional in STACKS[1:] if proj else STACKS:
                 found.extend(_case(cell, layers, bidirectional, layout, proj) for layout in LAYOUTS)
@@ -67,12 +52,8 @@ def expected_shapes(case: Case) -> dict[str, tuple[int, ...]]:
         output = (case.batch, case.steps, features)
     else:
         output = (case.steps, case.batch, features)
-    cell = config.resolve()
-    states = config.state_shapes(cell, case.batch)
-    return {
-        "output": output,
-        **{s.name + "_n": shape for s, shape in zip(cell.states, states, strict=True)},
-    }
+    states = config.state_shapes(config.resolve(), case.batch)
+    return dict(zip(case.result_names(), (output, *states), strict=True))
 
 
 def check_shape(value: Any, expected: tuple[int, ...], what: str, label: str) -> None:
@@ -90,9 +71,7 @@ def check_shapes(impl: Implementation, case: Case, record: Record) -> None:
     """Output, h_n (and c_n) have the shapes torch.nn gives for the case's layout."""
     __tracebackhide__ = True
     require(impl, case)
-    candidate = Candidate(impl, case, make_inputs(case))
-    with no_grad(candidate):
-        got = candidate.run(*candidate.prepare())
+    got = forward(Candidate(impl, case, make_inputs(case)))
     label = case.label()
     for (what, shape), value in zip(
         expected_shapes(case).items(), (got.output, *got.states), strict=True
