@@ -83,6 +83,7 @@ def test_entry_is_caught(name: str) -> None:
     failure = first_failure(entry)
     caught[name] = failure is not None
     assert failure is not None, f"{name} ({entry.bug}) passed every {entry.catches} check"
+    assert failure.category == entry.failure, f"{name} failed as {failure.category}: {failure}"
 
 
 @pytest.mark.parametrize("category", CATEGORIES)

@@ -24,6 +24,7 @@ class ZooEntry:
     implementation: Implementation
     catches: str
     hypothesis: str | None
+    failure: str = "mismatch"  # the CheckFailure category it must fail with
 
 
 def _entry(
@@ -34,6 +35,7 @@ def _entry(
     cells: set[str],
     bugs: Bugs | None = None,
     candidate: Implementation | None = None,
+    failure: str = "mismatch",
     **capabilities: Any,
 ) -> ZooEntry:
     if catches not in CATEGORIES:
@@ -42,7 +44,7 @@ def _entry(
         candidate = implementation(
             f"zoo:{name}", bugs or Bugs(), cells=frozenset(cells), **capabilities
         )
-    return ZooEntry(name, bug, candidate, catches, hypothesis)
+    return ZooEntry(name, bug, candidate, catches, hypothesis, failure)
 
 
 ENTRIES = [
@@ -141,6 +143,7 @@ ENTRIES = [
         None,
         {"lstm"},
         Bugs(log_space_forget=True),
+        failure="non-finite",
     ),
     _entry(
         "hn_direction_major",
@@ -181,6 +184,7 @@ ENTRIES = [
         None,
         {"gru"},
         Bugs(batch_first_states=True),
+        failure="shape",
     ),
     _entry(
         "batch1_squeeze",
@@ -189,6 +193,7 @@ ENTRIES = [
         None,
         {"elman"},
         Bugs(squeeze=True),
+        failure="shape",
     ),
     _entry(
         "unbatched_as_batch",
@@ -197,6 +202,7 @@ ENTRIES = [
         None,
         {"gru"},
         Bugs(unbatched_as_batch=True),
+        failure="raised",
     ),
     _entry(
         "projection_skipped",
@@ -205,6 +211,7 @@ ENTRIES = [
         "projection_skipped",
         {"lstm"},
         candidate=projection_skipped("zoo:projection_skipped"),
+        failure="raised",
     ),
     _entry(
         "missing_gradient",
@@ -213,6 +220,7 @@ ENTRIES = [
         None,
         {"lstm"},
         Bugs(detached_bias=True),
+        failure="missing-gradient",
     ),
     _entry(
         "state_default_device",
@@ -221,6 +229,7 @@ ENTRIES = [
         None,
         {"gru"},
         Bugs(zero_state="default_device"),
+        failure="device",
     ),
     _entry(
         "state_cuda_if_available",
@@ -229,6 +238,7 @@ ENTRIES = [
         None,
         {"lstm"},
         Bugs(zero_state="cuda_if_available"),
+        failure="device",
     ),
     _entry(
         "state_plain_attribute",
@@ -238,6 +248,7 @@ ENTRIES = [
         {"elman"},
         Bugs(zero_state="attribute"),
         moved=True,
+        failure="device",
     ),
     _entry(
         "state_float32",
@@ -246,6 +257,7 @@ ENTRIES = [
         None,
         {"lstm"},
         Bugs(zero_state="float32"),
+        failure="raised",
     ),
     _entry(
         "input_mutated",
@@ -254,6 +266,7 @@ ENTRIES = [
         None,
         {"gru"},
         Bugs(mutate_input=True),
+        failure="shape",
     ),
     _entry(
         "dropout_after_last",
@@ -286,6 +299,7 @@ ENTRIES = [
         None,
         {"lstm"},
         Bugs(state_as_list=True),
+        failure="raised",
     ),
 ]
 
