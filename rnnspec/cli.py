@@ -55,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
         "generate",
         help="write reference/ from the specs",
         description="Write the generated reference modules (one per cell kind per backend). "
-        "With --check, write nothing and exit 1 when the files on disk are stale.",
+        "With --check, write nothing and exit 1 when the files on disk are stale. Files in the "
+        "way that rnnspec did not generate are never overwritten.",
     )
     generate.add_argument("--check", action="store_true", help="exit 1 if reference/ is stale")
     generate.add_argument(

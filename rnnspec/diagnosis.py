@@ -915,7 +915,7 @@ def add_command(commands: Any) -> None:
     parser.add_argument(
         "--cell",
         metavar="CELL",
-        help="cell kind[:variant] (default: each of elman, gru, lstm the implementation supports)",
+        help="cell kind[:variant] (default: every cell and variant the implementation declares)",
     )
     parser.add_argument(
         "--config",
