@@ -698,12 +698,10 @@ def _contiguous(blocks: list[str], order: tuple[str, ...]) -> bool:
 
 def _normalize(expr: Expr, params: dict[str, Parameter]) -> Expr:
     """Write single-block stacked parameters ``p`` as ``p[gate]`` so one rule handles both."""
-    if isinstance(expr, Name) and expr.id in params and len(params[expr.id].blocks) == 1:
-        return Block(expr.id, params[expr.id].blocks[0])
-    if isinstance(expr, Neg):
-        return Neg(_normalize(expr.operand, params))
-    if isinstance(expr, BinOp):
-        return BinOp(expr.op, _normalize(expr.left, params), _normalize(expr.right, params))
-    if isinstance(expr, Call):
-        return Call(expr.func, tuple(_normalize(arg, params) for arg in expr.args))
-    return expr
+
+    def block(node: Expr) -> Expr:
+        if isinstance(node, Name) and node.id in params and len(params[node.id].blocks) == 1:
+            return Block(node.id, params[node.id].blocks[0])
+        return node
+
+    return notation.transform(expr, block)

@@ -30,7 +30,7 @@ from rnnspec.compare import CheckFailure, to_numpy
 from rnnspec.config import RNNConfig, canonical_name
 from rnnspec.errors import ConfigError, Location, SpecSemanticError
 from rnnspec.harness import Candidate, Inputs, Outputs, make_inputs, no_grad, require
-from rnnspec.notation import BinOp, Call, Expr, Name, Neg
+from rnnspec.notation import Call, Expr, Name
 from rnnspec.protocol import Implementation
 from rnnspec.spec import SPECS_DIR, Cell, Equation, Spec, all_specs, composition
 from rnnspec.tolerance import Tolerance, tolerance
@@ -234,7 +234,7 @@ def _rewrite_function(hypothesis: Hypothesis, cell: Cell, config: RNNConfig) -> 
     found = []
     for targets in choices:
         rewritten = {
-            eq.target: _map(eq.expr, _call_rewriter(function, replacement))
+            eq.target: notation.transform(eq.expr, _call_rewriter(function, replacement))
             for eq in cell.equations
             if eq.target in targets
         }
@@ -289,17 +289,6 @@ def _parse(text: str) -> Expr:
     return notation.parse(text, Location(HYPOTHESES_PATH, 1, 1)).expr
 
 
-def _map(expr: Expr, change: Callable[[Expr], Expr]) -> Expr:
-    """Rebuild ``expr`` bottom-up, passing every node through ``change``."""
-    if isinstance(expr, Neg):
-        expr = Neg(_map(expr.operand, change))
-    elif isinstance(expr, BinOp):
-        expr = BinOp(expr.op, _map(expr.left, change), _map(expr.right, change))
-    elif isinstance(expr, Call):
-        expr = Call(expr.func, tuple(_map(arg, change) for arg in expr.args))
-    return change(expr)
-
-
 def _call_rewriter(function: str, replacement: str) -> Callable[[Expr], Expr]:
     """``function(a)`` becomes ``a`` (identity), ``replacement(a)``, or the template of ARG."""
     template = None if replacement in notation.FUNCTIONS else _parse(replacement)
@@ -312,7 +301,7 @@ def _call_rewriter(function: str, replacement: str) -> Callable[[Expr], Expr]:
             return argument
         if template is None:
             return Call(replacement, (argument,))
-        return _map(template, lambda leaf: argument if leaf == Name("ARG") else leaf)
+        return notation.transform(template, lambda leaf: argument if leaf == Name("ARG") else leaf)
 
     return change
 

@@ -184,6 +184,17 @@ def names(expr: Expr) -> Iterator[Name | Block]:
             yield node
 
 
+def transform(expr: Expr, change: Callable[[Expr], Expr]) -> Expr:
+    """Rebuild ``expr`` bottom-up, passing every node through ``change``."""
+    if isinstance(expr, Neg):
+        expr = Neg(transform(expr.operand, change))
+    elif isinstance(expr, BinOp):
+        expr = BinOp(expr.op, transform(expr.left, change), transform(expr.right, change))
+    elif isinstance(expr, Call):
+        expr = Call(expr.func, tuple(transform(arg, change) for arg in expr.args))
+    return change(expr)
+
+
 def summands(expr: Expr) -> list[Expr]:
     """Flatten a top-level sum: ``a + b - c`` gives ``[a, b, Neg(c)]``."""
     if isinstance(expr, BinOp) and expr.op == "+":

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from rnnspec.notation import BinOp, Block, Call, Expr, Name, Neg, Number
+from functools import partial
+
+from rnnspec.notation import BinOp, Block, Call, Expr, Name, Neg, Number, transform
 from rnnspec.spec import Cell, Composition
 
 FORMATS = ("text", "markdown", "latex")
@@ -91,22 +93,14 @@ def _primed(cell: Cell) -> list[tuple[str, Expr]]:
     updated: dict[str, str] = {}
     equations = []
     for eq in cell.equations:
-        equations.append((eq.target, _rename(eq.expr, updated)))
+        equations.append((eq.target, transform(eq.expr, partial(_renamed, names=dict(updated)))))
         if eq.target in states:
             updated[eq.target] = f"{eq.target}'"
     return equations
 
 
-def _rename(expr: Expr, names: dict[str, str]) -> Expr:
-    if isinstance(expr, Name):
-        return Name(names.get(expr.id, expr.id))
-    if isinstance(expr, Neg):
-        return Neg(_rename(expr.operand, names))
-    if isinstance(expr, BinOp):
-        return BinOp(expr.op, _rename(expr.left, names), _rename(expr.right, names))
-    if isinstance(expr, Call):
-        return Call(expr.func, tuple(_rename(arg, names) for arg in expr.args))
-    return expr
+def _renamed(node: Expr, names: dict[str, str]) -> Expr:
+    return Name(names.get(node.id, node.id)) if isinstance(node, Name) else node
 
 
 def _number(value: float) -> str:
