@@ -36,6 +36,8 @@ RESERVED_LOCALS = frozenset(
         "t",
         "gates",
         "gate_scale",
+        "grad",
+        "kernels",
         "x_proj",
         "x_proj_t",
         "x_t",
@@ -54,7 +56,16 @@ class Backend:
     imports: str
     functions: dict[str, str]
     transpose: str
-    addmm: str
+    step_weight: str
+    step_weight_name: str
+    product: str
+    product_add: str
+    projection: str
+    projection_bias: str
+    sigmoid_in_place: str
+    preamble: str
+    addcmul: str | None
+    times_tanh: str | None
     split: str
     where: str
     stack: str
@@ -76,7 +87,16 @@ NUMPY = Backend(
         "identity": "{0}",
     },
     transpose="{0}.T",
-    addmm="{bias} + {a} @ {b}",
+    step_weight="{0}.T",
+    step_weight_name="{0}_t",
+    product="{a} @ {w}",
+    product_add="{add} + {a} @ {w}",
+    projection="{a} @ {w}.T",
+    projection_bias="{bias} + {a} @ {w}.T",
+    sigmoid_in_place="0.5 * (1.0 + np.tanh(0.5 * ({0})))",
+    preamble="",
+    addcmul=None,
+    times_tanh=None,
     split="np.split({0}, {1}, axis=1)",
     where="np.where({0}, {1}, {2})",
     stack="np.stack({0})",
@@ -88,7 +108,7 @@ NUMPY = Backend(
 
 TORCH = Backend(
     name="torch",
-    imports="import torch",
+    imports="import torch\n\nfrom reference import kernels",
     functions={
         "sigmoid": "torch.sigmoid({0})",
         "tanh": "torch.tanh({0})",
@@ -97,7 +117,17 @@ TORCH = Backend(
         "identity": "{0}",
     },
     transpose="{0}.t()",
-    addmm="torch.addmm({bias}, {a}, {b})",
+    step_weight="kernels.linear({0}, grad, rows=x.shape[1])",
+    step_weight_name="times_{0}",
+    product="{w}({a})",
+    product_add="{w}({a}, {add})",
+    projection="kernels.linear({w}, grad)({a})",
+    projection_bias="kernels.linear({w}, grad)({a}, {bias})",
+    sigmoid_in_place="{0}.sigmoid_()",
+    preamble="grad = kernels.needs_grad(x, *state, {0})",
+    addcmul="torch.addcmul({0}, {1}, {2})",
+    # tanh(a) = 1 - 2 * sigmoid(-2 * a): PyTorch's CPU tanh costs several sigmoids
+    times_tanh="torch.addcmul({0}, {0}, torch.sigmoid({1} * -2), value=-2)",
     split="{0}.chunk({1}, 1)",
     where="torch.where({0}, {1}, {2})",
     stack="torch.stack({0})",
@@ -213,11 +243,15 @@ class _FunctionWriter:
         for param in self.params.values():
             short = param.name.removeprefix("weight_")
             names |= {short, *(f"{short}_{n}" for n in range(2, 10))}
-            names |= {f"{param.name}_t"} | {f"{param.name}_{gate}" for gate in param.blocks}
+            names |= {f"{param.name}_{gate}" for gate in param.blocks}
             names |= {
-                f"{param.name}_{''.join(param.blocks[a:b])}_t"
-                for a in range(len(param.blocks))
-                for b in range(a + 1, len(param.blocks) + 1)
+                self.b.step_weight_name.format(f"{param.name}{suffix}")
+                for suffix in [""]
+                + [
+                    "_" + "".join(param.blocks[a:b])
+                    for a in range(len(param.blocks))
+                    for b in range(a + 1, len(param.blocks) + 1)
+                ]
             }
         return names
 
@@ -325,7 +359,7 @@ class _FunctionWriter:
             contiguous = _contiguous(group.blocks, param.blocks)
             full = group.blocks == list(param.blocks)
             suffix = "" if full else "_" + "".join(group.blocks)
-            group.weight = f"{param.name}{suffix}_t"
+            group.weight = self.b.step_weight_name.format(f"{param.name}{suffix}")
             if group.weight in self.locals:
                 continue
             self.locals[group.weight] = group.weight
@@ -336,7 +370,7 @@ class _FunctionWriter:
             else:
                 parts = ", ".join(f"{param.name}[{self._range(param, g)}]" for g in group.blocks)
                 source = self.b.concat.format(parts)
-            self.prelude.append(f"{group.weight} = {self.b.transpose.format(source)}")
+            self.prelude.append(f"{group.weight} = {self.b.step_weight.format(source)}")
 
     def _initial_names(self) -> dict[str, str]:
         """Code names at the start of a step: the previous states and this step's input."""
@@ -371,12 +405,40 @@ class _FunctionWriter:
         assert isinstance(expr, BinOp)
         if expr.op == "@" and isinstance(expr.left, Block):
             return self._render_product(expr, names, own)
+        fused = self._render_fused(expr, names, own)
+        if fused is not None:
+            return fused
         precedence = _PRECEDENCE[expr.op]
         left = self._render(expr.left, names, own, precedence)
         right_code = self._render(expr.right, names, own, precedence, right=True)
         code = f"{left} {expr.op} {right_code}"
         needs_parens = precedence < parent or (right and precedence == parent)
         return f"({code})" if needs_parens else code
+
+    def _render_fused(
+        self, expr: BinOp, names: dict[str, str], own: tuple[str, str, bool] | None
+    ) -> str | None:
+        """``a + b * c`` as one multiply-add, ``a * tanh(b)`` through one sigmoid, where the
+        backend has them."""
+        if self.b.times_tanh and expr.op == "*":
+            for factor, other in ((expr.left, expr.right), (expr.right, expr.left)):
+                if isinstance(other, Call) and other.func == "tanh":
+                    if isinstance(factor, (Name, Block)):
+                        return self.b.times_tanh.format(
+                            self._render(factor, names, own),
+                            self._render(other.args[0], names, own, _PRECEDENCE["*"]),
+                        )
+        if self.b.addcmul and expr.op == "+":
+            for addend, product in ((expr.left, expr.right), (expr.right, expr.left)):
+                if _is_tensor_product(product) and not _is_scalar(addend):
+                    assert isinstance(product, BinOp)
+                    return self.b.addcmul.format(
+                        *(
+                            self._render(e, names, own)
+                            for e in (addend, product.left, product.right)
+                        )
+                    )
+        return None
 
     def _render_product(
         self, expr: BinOp, names: dict[str, str], own: tuple[str, str, bool] | None
@@ -388,7 +450,8 @@ class _FunctionWriter:
             raise CodegenError(f"{self.cell.name}: no plan for {expr}")
         if not group.emitted:
             operand_code = self._render(expr.right, names, None, 3)
-            self.body.append(f"{group.variable} = {operand_code} @ {group.weight}")
+            product = self.b.product.format(a=operand_code, w=group.weight)
+            self.body.append(f"{group.variable} = {product}")
             group.emitted = True
         gate = expr.left.gate
         fused = own[1] if own and own[0] == gate else None
@@ -485,8 +548,8 @@ class _FunctionWriter:
             0, "# tanh(a) = 2 * sigmoid(2 * a) - 1: one sigmoid call serves every gate"
         )
         group = next(g for g in self.groups.values() if g.blocks == list(self.cell.gates))
-        plain = f"{group.weight} = {self.b.transpose.format(group.param.name)}"
-        scaled = self.b.transpose.format(self._scaled(group.param.name, matrix=True))
+        plain = f"{group.weight} = {self.b.step_weight.format(group.param.name)}"
+        scaled = self.b.step_weight.format(self._scaled(group.param.name, matrix=True))
         self.prelude[self.prelude.index(plain)] = f"{group.weight} = {scaled}"
 
     def _scaled(self, code: str, matrix: bool) -> str:
@@ -604,6 +667,8 @@ class _FunctionWriter:
         )
         lines.append('    """')
         lines.append(f"    {unpack}")
+        if b.preamble:
+            lines.append(f"    {b.preamble.format(', '.join(p.name for p in cell.parameters))}")
         for line in [*self.dim_lines, *self.prelude]:
             lines.append(f"    {line}")
         if self.slab_param:
@@ -615,9 +680,9 @@ class _FunctionWriter:
             lines.append(f"    for t, x_t in {b.steps_x}:")
         if fused_pre:
             group = next(g for g in self.groups.values() if g.blocks == list(cell.gates))
-            gates = b.addmm.format(bias="x_proj_t", a=group.operand, b=group.weight)
+            gates = b.product_add.format(add="x_proj_t", a=group.operand, w=group.weight)
             if self.tanh_gates is not None:
-                gates = b.functions["sigmoid"].format(gates)
+                gates = b.sigmoid_in_place.format(gates)
             lines.append(f"        gates = {gates}")
         lines.extend(f"        {line}" for line in self.body)
         for state in cell.states:
@@ -646,7 +711,7 @@ class _FunctionWriter:
         param = self.slab_param
         assert param is not None
         b = self.b
-        weight = b.transpose.format(self._scaled(param.name, matrix=True))
+        weight = self._scaled(param.name, matrix=True)
         flat = "x.reshape(-1, x.shape[-1])"
         runs: list[tuple[tuple[str, ...], list[str]]] = []
         for gate in self.cell.gates:
@@ -672,10 +737,11 @@ class _FunctionWriter:
                     " + ".join(name if rows == ":" else f"{name}[{rows}]" for name in names)
                 )
         if all(not names for names, _ in runs):
-            projection = f"{flat} @ {weight}"
+            projection = b.projection.format(a=flat, w=weight)
         else:
             bias = pieces[0] if len(pieces) == 1 else b.concat.format(", ".join(pieces))
-            projection = b.addmm.format(bias=self._scaled(bias, matrix=False), a=flat, b=weight)
+            bias = self._scaled(bias, matrix=False)
+            projection = b.projection_bias.format(bias=bias, a=flat, w=weight)
         return f"x_proj = {projection}", "x_proj = x_proj.reshape(x.shape[0], x.shape[1], -1)"
 
 
@@ -689,6 +755,19 @@ def _preactivation(expr: Expr) -> tuple[str | None, Expr]:
     if isinstance(expr, Call) and expr.func != "identity":
         return expr.func, expr.args[0]
     return None, expr
+
+
+def _is_scalar(expr: Expr) -> bool:
+    return isinstance(expr, Number) or (isinstance(expr, Neg) and isinstance(expr.operand, Number))
+
+
+def _is_tensor_product(expr: Expr) -> bool:
+    return (
+        isinstance(expr, BinOp)
+        and expr.op == "*"
+        and not _is_scalar(expr.left)
+        and not _is_scalar(expr.right)
+    )
 
 
 def _contiguous(blocks: list[str], order: tuple[str, ...]) -> bool:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from reference import kernels
+
 __all__ = ["elman", "elman_relu"]
 
 def elman(x, state, weight_ih, weight_hh, bias_ih, bias_hh, masks=None):
@@ -17,13 +19,14 @@ def elman(x, state, weight_ih, weight_hh, bias_ih, bias_hh, masks=None):
     Returns (output (T, B, h), (h,)).
     """
     h, = state
+    grad = kernels.needs_grad(x, *state, weight_ih, weight_hh, bias_ih, bias_hh)
     # tanh(a) = 2 * sigmoid(2 * a) - 1: one sigmoid call serves every gate
-    weight_hh_t = (weight_hh * 2).t()
-    x_proj = torch.addmm((bias_ih + bias_hh) * 2, x.reshape(-1, x.shape[-1]), (weight_ih * 2).t())
+    times_weight_hh = kernels.linear((weight_hh * 2), grad, rows=x.shape[1])
+    x_proj = kernels.linear((weight_ih * 2), grad)(x.reshape(-1, x.shape[-1]), (bias_ih + bias_hh) * 2)
     x_proj = x_proj.reshape(x.shape[0], x.shape[1], -1)
     outputs = []
     for t, x_proj_t in enumerate(x_proj.unbind(0)):
-        gates = torch.sigmoid(torch.addmm(x_proj_t, h, weight_hh_t))
+        gates = times_weight_hh(h, x_proj_t).sigmoid_()
         h_next = gates * 2 - 1
         if masks is not None:
             keep = masks[t]
@@ -42,12 +45,13 @@ def elman_relu(x, state, weight_ih, weight_hh, bias_ih, bias_hh, masks=None):
     Returns (output (T, B, h), (h,)).
     """
     h, = state
-    weight_hh_t = weight_hh.t()
-    x_proj = torch.addmm(bias_ih + bias_hh, x.reshape(-1, x.shape[-1]), weight_ih.t())
+    grad = kernels.needs_grad(x, *state, weight_ih, weight_hh, bias_ih, bias_hh)
+    times_weight_hh = kernels.linear(weight_hh, grad, rows=x.shape[1])
+    x_proj = kernels.linear(weight_ih, grad)(x.reshape(-1, x.shape[-1]), bias_ih + bias_hh)
     x_proj = x_proj.reshape(x.shape[0], x.shape[1], -1)
     outputs = []
     for t, x_proj_t in enumerate(x_proj.unbind(0)):
-        gates = torch.addmm(x_proj_t, h, weight_hh_t)
+        gates = times_weight_hh(h, x_proj_t)
         h_next = torch.relu(gates)
         if masks is not None:
             keep = masks[t]

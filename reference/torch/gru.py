@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from reference import kernels
+
 __all__ = ["gru", "gru_reset_before"]
 
 def gru(x, state, weight_ih, weight_hh, bias_ih, bias_hh, masks=None):
@@ -17,17 +19,18 @@ def gru(x, state, weight_ih, weight_hh, bias_ih, bias_hh, masks=None):
     Returns (output (T, B, h), (h,)).
     """
     h, = state
+    grad = kernels.needs_grad(x, *state, weight_ih, weight_hh, bias_ih, bias_hh)
     hidden = weight_ih.shape[0] // 3
-    weight_hh_t = weight_hh.t()
+    times_weight_hh = kernels.linear(weight_hh, grad, rows=x.shape[1])
     bias_hh_n = bias_hh[2 * hidden:]
-    x_proj = torch.addmm(torch.cat([bias_ih[:2 * hidden] + bias_hh[:2 * hidden], bias_ih[2 * hidden:]]), x.reshape(-1, x.shape[-1]), weight_ih.t())
+    x_proj = kernels.linear(weight_ih, grad)(x.reshape(-1, x.shape[-1]), torch.cat([bias_ih[:2 * hidden] + bias_hh[:2 * hidden], bias_ih[2 * hidden:]]))
     x_proj = x_proj.reshape(x.shape[0], x.shape[1], -1)
     outputs = []
     for t, x_proj_t in enumerate(x_proj.unbind(0)):
-        hh = h @ weight_hh_t
+        hh = times_weight_hh(h)
         r, z = torch.sigmoid(x_proj_t[:, :2 * hidden] + hh[:, :2 * hidden]).chunk(2, 1)
         n = torch.tanh(x_proj_t[:, 2 * hidden:] + r * (hh[:, 2 * hidden:] + bias_hh_n))
-        h_next = (1 - z) * n + z * h
+        h_next = torch.addcmul((1 - z) * n, z, h)
         if masks is not None:
             keep = masks[t]
             outputs.append(torch.where(keep, h_next, 0.0))
@@ -45,19 +48,20 @@ def gru_reset_before(x, state, weight_ih, weight_hh, bias_ih, bias_hh, masks=Non
     Returns (output (T, B, h), (h,)).
     """
     h, = state
+    grad = kernels.needs_grad(x, *state, weight_ih, weight_hh, bias_ih, bias_hh)
     hidden = weight_hh.shape[0] // 3
-    weight_hh_rz_t = weight_hh[:2 * hidden].t()
-    weight_hh_n_t = weight_hh[2 * hidden:].t()
-    x_proj = torch.addmm(bias_ih + bias_hh, x.reshape(-1, x.shape[-1]), weight_ih.t())
+    times_weight_hh_rz = kernels.linear(weight_hh[:2 * hidden], grad, rows=x.shape[1])
+    times_weight_hh_n = kernels.linear(weight_hh[2 * hidden:], grad, rows=x.shape[1])
+    x_proj = kernels.linear(weight_ih, grad)(x.reshape(-1, x.shape[-1]), bias_ih + bias_hh)
     x_proj = x_proj.reshape(x.shape[0], x.shape[1], -1)
     outputs = []
     for t, x_proj_t in enumerate(x_proj.unbind(0)):
-        hh = h @ weight_hh_rz_t
+        hh = times_weight_hh_rz(h)
         r = torch.sigmoid(x_proj_t[:, :hidden] + hh[:, :hidden])
         z = torch.sigmoid(x_proj_t[:, hidden : 2 * hidden] + hh[:, hidden:])
-        hh_2 = (r * h) @ weight_hh_n_t
+        hh_2 = times_weight_hh_n((r * h))
         n = torch.tanh(x_proj_t[:, 2 * hidden:] + hh_2)
-        h_next = (1 - z) * n + z * h
+        h_next = torch.addcmul((1 - z) * n, z, h)
         if masks is not None:
             keep = masks[t]
             outputs.append(torch.where(keep, h_next, 0.0))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from reference import kernels
+
 __all__ = ["lstm", "lstm_peephole", "lstm_coupled"]
 
 def lstm(x, state, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr=None, masks=None):
@@ -17,21 +19,22 @@ def lstm(x, state, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr=None, masks
     Returns (output (T, B, h), (h, c)).
     """
     h, c = state
+    grad = kernels.needs_grad(x, *state, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr)
     hidden = weight_ih.shape[0] // 4
     # tanh(a) = 2 * sigmoid(2 * a) - 1: one sigmoid call serves every gate
     gate_scale = weight_ih.new_ones(weight_ih.shape[0])
     gate_scale[2 * hidden : 3 * hidden] = 2
-    weight_hh_t = (weight_hh * gate_scale[:, None]).t()
-    x_proj = torch.addmm((bias_ih + bias_hh) * gate_scale, x.reshape(-1, x.shape[-1]), (weight_ih * gate_scale[:, None]).t())
+    times_weight_hh = kernels.linear((weight_hh * gate_scale[:, None]), grad, rows=x.shape[1])
+    x_proj = kernels.linear((weight_ih * gate_scale[:, None]), grad)(x.reshape(-1, x.shape[-1]), (bias_ih + bias_hh) * gate_scale)
     x_proj = x_proj.reshape(x.shape[0], x.shape[1], -1)
     outputs = []
     for t, x_proj_t in enumerate(x_proj.unbind(0)):
-        gates = torch.sigmoid(torch.addmm(x_proj_t, h, weight_hh_t))
+        gates = times_weight_hh(h, x_proj_t).sigmoid_()
         i, f = gates[:, :2 * hidden].chunk(2, 1)
         g = gates[:, 2 * hidden : 3 * hidden] * 2 - 1
-        c_next = f * c + i * g
+        c_next = torch.addcmul(f * c, i, g)
         o = gates[:, 3 * hidden:]
-        h_next = o * torch.tanh(c_next)
+        h_next = torch.addcmul(o, o, torch.sigmoid(c_next * -2), value=-2)
         if weight_hr is not None:
             h_next = h_next @ weight_hr.t()
         if masks is not None:
@@ -52,22 +55,23 @@ def lstm_peephole(x, state, weight_ih, weight_hh, bias_ih, bias_hh, weight_peeph
     Returns (output (T, B, h), (h, c)).
     """
     h, c = state
+    grad = kernels.needs_grad(x, *state, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, weight_peephole)
     hidden = weight_peephole.shape[0] // 3
-    weight_hh_t = weight_hh.t()
+    times_weight_hh = kernels.linear(weight_hh, grad, rows=x.shape[1])
     weight_peephole_i = weight_peephole[:hidden]
     weight_peephole_f = weight_peephole[hidden : 2 * hidden]
     weight_peephole_o = weight_peephole[2 * hidden:]
-    x_proj = torch.addmm(bias_ih + bias_hh, x.reshape(-1, x.shape[-1]), weight_ih.t())
+    x_proj = kernels.linear(weight_ih, grad)(x.reshape(-1, x.shape[-1]), bias_ih + bias_hh)
     x_proj = x_proj.reshape(x.shape[0], x.shape[1], -1)
     outputs = []
     for t, x_proj_t in enumerate(x_proj.unbind(0)):
-        hh = h @ weight_hh_t
+        hh = times_weight_hh(h)
         i = torch.sigmoid(x_proj_t[:, :hidden] + hh[:, :hidden] + weight_peephole_i * c)
         f = torch.sigmoid(x_proj_t[:, hidden : 2 * hidden] + hh[:, hidden : 2 * hidden] + weight_peephole_f * c)
         g = torch.tanh(x_proj_t[:, 2 * hidden : 3 * hidden] + hh[:, 2 * hidden : 3 * hidden])
-        c_next = f * c + i * g
+        c_next = torch.addcmul(f * c, i, g)
         o = torch.sigmoid(x_proj_t[:, 3 * hidden:] + hh[:, 3 * hidden:] + weight_peephole_o * c_next)
-        h_next = o * torch.tanh(c_next)
+        h_next = torch.addcmul(o, o, torch.sigmoid(c_next * -2), value=-2)
         if weight_hr is not None:
             h_next = h_next @ weight_hr.t()
         if masks is not None:
@@ -88,22 +92,23 @@ def lstm_coupled(x, state, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr=Non
     Returns (output (T, B, h), (h, c)).
     """
     h, c = state
+    grad = kernels.needs_grad(x, *state, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr)
     hidden = weight_ih.shape[0] // 3
     # tanh(a) = 2 * sigmoid(2 * a) - 1: one sigmoid call serves every gate
     gate_scale = weight_ih.new_ones(weight_ih.shape[0])
     gate_scale[hidden : 2 * hidden] = 2
-    weight_hh_t = (weight_hh * gate_scale[:, None]).t()
-    x_proj = torch.addmm((bias_ih + bias_hh) * gate_scale, x.reshape(-1, x.shape[-1]), (weight_ih * gate_scale[:, None]).t())
+    times_weight_hh = kernels.linear((weight_hh * gate_scale[:, None]), grad, rows=x.shape[1])
+    x_proj = kernels.linear((weight_ih * gate_scale[:, None]), grad)(x.reshape(-1, x.shape[-1]), (bias_ih + bias_hh) * gate_scale)
     x_proj = x_proj.reshape(x.shape[0], x.shape[1], -1)
     outputs = []
     for t, x_proj_t in enumerate(x_proj.unbind(0)):
-        gates = torch.sigmoid(torch.addmm(x_proj_t, h, weight_hh_t))
+        gates = times_weight_hh(h, x_proj_t).sigmoid_()
         i = gates[:, :hidden]
         f = 1 - i
         g = gates[:, hidden : 2 * hidden] * 2 - 1
-        c_next = f * c + i * g
+        c_next = torch.addcmul(f * c, i, g)
         o = gates[:, 2 * hidden:]
-        h_next = o * torch.tanh(c_next)
+        h_next = torch.addcmul(o, o, torch.sigmoid(c_next * -2), value=-2)
         if weight_hr is not None:
             h_next = h_next @ weight_hr.t()
         if masks is not None:

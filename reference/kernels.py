@@ -1,0 +1,63 @@
+"""Matrix products for the generated PyTorch references.
+
+``a @ weight.T (+ add)`` through oneDNN's inner product when nothing needs a gradient and the
+operands are float32 on the CPU (at RNN shapes it beats ATen's BLAS path, and a weight used
+every time step is reordered for it once), through ``torch.addmm`` otherwise. Both compute the
+same product; only the summation order within the tolerance differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+import torch
+
+Product = Callable[..., torch.Tensor]
+
+
+def needs_grad(*tensors: torch.Tensor | None) -> bool:
+    """True when autograd will record a product of these tensors."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def linear(weight: torch.Tensor, grad: bool, rows: int | None = None) -> Product:
+    """``product(a, add=None) = a @ weight.T + add``; ``rows``: the row count of every ``a``
+    when the product is taken once per time step (the weight is then prepared for it)."""
+    if grad or not _onednn_applies(weight):
+        weight_t = weight.t()
+
+        def by_addmm(a: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
+            return a @ weight_t if add is None else torch.addmm(add, a, weight_t)
+
+        return by_addmm
+    packed = torch.ops.mkldnn._reorder_linear_weight(weight, rows) if rows else weight
+
+    def by_onednn(a: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
+        if add is not None and add.dim() == 1:
+            return torch.ops.mkldnn._linear_pointwise(a, packed, add, "none", [], "")
+        product = torch.ops.mkldnn._linear_pointwise(a, packed, None, "none", [], "")
+        return product if add is None else product.add_(add)
+
+    return by_onednn
+
+
+def _onednn_applies(weight: torch.Tensor) -> bool:
+    return weight.device.type == "cpu" and weight.dtype == torch.float32 and _onednn_works()
+
+
+@cache
+def _onednn_works() -> bool:
+    """Whether this torch build has the oneDNN inner product and it agrees with addmm."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    generator = torch.Generator().manual_seed(0)
+    a, weight = (torch.randn(shape, generator=generator) for shape in ((3, 5), (4, 5)))
+    bias = torch.randn(4, generator=generator)
+    try:
+        with torch.no_grad():
+            packed = torch.ops.mkldnn._reorder_linear_weight(weight, 3)
+            got = torch.ops.mkldnn._linear_pointwise(a, packed, bias, "none", [], "")
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+    return bool(torch.allclose(got, torch.addmm(bias, a, weight.t()), rtol=1e-5, atol=1e-5))
