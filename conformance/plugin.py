@@ -7,6 +7,7 @@ themselves live in :mod:`rnnspec.checks`; this module only wires them into pytes
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -97,14 +98,20 @@ def pytest_configure(config: pytest.Config) -> None:
 
         config.stash[THREADS_KEY] = torch.get_num_threads()
         torch.set_num_threads(config.getoption("torch_threads"))
+        # torch's millions of long-lived objects out of the garbage collector's way: each
+        # full collection over them costs ~0.1 s.
+        gc.freeze()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Give the process its torch threads back (conformance.run may be called in-process)."""
+    """Give the process its torch threads and garbage collection back (conformance.run may
+    be called in-process); an xdist worker exits now, so its collector stays frozen."""
     if THREADS_KEY in config.stash:
         import torch
 
         torch.set_num_threads(config.stash[THREADS_KEY])
+        if not hasattr(config, "workerinput"):
+            gc.unfreeze()
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:
