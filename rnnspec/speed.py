@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import gc
 import statistics
 import time
 import warnings
@@ -178,9 +179,16 @@ def _backend_label(names: set[str], mkldnn_available: bool) -> str:
 
 # -- interleaved timing -----------------------------------------------------------------
 def _timed(run: Run) -> float:
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
+    """Seconds one call takes, with the garbage collector paused as ``timeit`` does."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        run()
+        return time.perf_counter() - start
+    finally:
+        if collecting:
+            gc.enable()
 
 
 @dataclass
