@@ -1,5 +1,6 @@
 """Bad input gets one clear line, never a traceback, and nothing a user wrote is overwritten."""
 
+import gc
 import json
 from pathlib import Path
 
@@ -86,12 +87,13 @@ def test_conformance_report_refuses_to_overwrite_a_foreign_file(pytester: pytest
         assert result.ret == pytest.ExitCode.OK
 
 
-def test_the_suite_gives_torch_its_threads_back(pytester: pytest.Pytester) -> None:
+def test_the_suite_gives_torch_its_threads_and_gc_back(pytester: pytest.Pytester) -> None:
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         result = pytester.runpytest(SUITE, "--impl", "torch", *ONE_CASE)
         assert result.ret == pytest.ExitCode.OK
         assert torch.get_num_threads() == 2
+        assert gc.get_freeze_count() == 0
     finally:
         torch.set_num_threads(before)
