@@ -23,6 +23,7 @@ from rnnspec.results import Results, foreign_files
 
 IMPLEMENTATION_KEY = pytest.StashKey[Implementation]()
 THREADS_KEY = pytest.StashKey[int]()
+FROZE_KEY = pytest.StashKey[bool]()
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -98,9 +99,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
         config.stash[THREADS_KEY] = torch.get_num_threads()
         torch.set_num_threads(config.getoption("torch_threads"))
-        # torch's millions of long-lived objects out of the garbage collector's way: each
-        # full collection over them costs ~0.1 s.
-        gc.freeze()
+        # torch's millions of long-lived objects out of the garbage collector's way (a full
+        # collection over them costs ~0.1 s), unless the host process froze objects itself
+        if gc.get_freeze_count() == 0:
+            gc.freeze()
+            config.stash[FROZE_KEY] = True
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -110,8 +113,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         import torch
 
         torch.set_num_threads(config.stash[THREADS_KEY])
-        if not hasattr(config, "workerinput"):
-            gc.unfreeze()
+    if FROZE_KEY in config.stash and not hasattr(config, "workerinput"):
+        gc.unfreeze()
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:

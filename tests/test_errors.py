@@ -87,6 +87,18 @@ def test_conformance_report_refuses_to_overwrite_a_foreign_file(pytester: pytest
         assert result.ret == pytest.ExitCode.OK
 
 
+def test_the_suite_leaves_a_host_process_frozen_objects_frozen(
+    pytester: pytest.Pytester,
+) -> None:
+    gc.freeze()
+    try:
+        result = pytester.runpytest(SUITE, "--impl", "torch", *ONE_CASE)
+        assert result.ret == pytest.ExitCode.OK
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
 def test_the_suite_gives_torch_its_threads_and_gc_back(pytester: pytest.Pytester) -> None:
     before = torch.get_num_threads()
     torch.set_num_threads(2)
