@@ -742,7 +742,7 @@ class _FunctionWriter:
             bias = pieces[0] if len(pieces) == 1 else b.concat.format(", ".join(pieces))
             bias = self._scaled(bias, matrix=False)
             projection = b.projection_bias.format(bias=bias, a=flat, w=weight)
-        return f"x_proj = {projection}", "x_proj = x_proj.reshape(x.shape[0], x.shape[1], -1)"
+        return f"x_proj = {projection}", "x_proj = x_proj.reshape(x.shape[0], x.shape[1], x_proj.shape[-1])"
 
 
 def _spec_label(spec: Spec) -> str:

@@ -320,3 +320,20 @@ def test_variant_gradcheck(cell: str) -> None:
         return (output, *(state if isinstance(state, tuple) else (state,)))
 
     assert torch.autograd.gradcheck(run, (x, *hx, *weights))
+
+
+@pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
+def test_an_empty_batch_gives_empty_results_like_torch_nn(cell: str) -> None:
+    config = RNNConfig(cell=cell, input_size=5, hidden_size=7, num_layers=2, bidirectional=True)
+    expected = nn.torch_module(config)
+    got = nn.from_torch(expected)
+    x = torch.zeros(4, 0, 5)
+    with torch.no_grad():
+        (output, states), (torch_output, torch_states) = got(x), expected(x)
+    assert output.shape == torch_output.shape
+    for state, torch_state in zip(
+        states if isinstance(states, tuple) else (states,),
+        torch_states if isinstance(torch_states, tuple) else (torch_states,),
+        strict=True,
+    ):
+        assert state.shape == torch_state.shape

@@ -19,7 +19,7 @@ def elman(x, state, weight_ih, weight_hh, bias_ih, bias_hh, masks=None):
     h, = state
     weight_hh_t = weight_hh.T
     x_proj = bias_ih + bias_hh + x.reshape(-1, x.shape[-1]) @ weight_ih.T
-    x_proj = x_proj.reshape(x.shape[0], x.shape[1], -1)
+    x_proj = x_proj.reshape(x.shape[0], x.shape[1], x_proj.shape[-1])
     outputs = []
     for t, x_proj_t in enumerate(x_proj):
         gates = x_proj_t + h @ weight_hh_t
@@ -43,7 +43,7 @@ def elman_relu(x, state, weight_ih, weight_hh, bias_ih, bias_hh, masks=None):
     h, = state
     weight_hh_t = weight_hh.T
     x_proj = bias_ih + bias_hh + x.reshape(-1, x.shape[-1]) @ weight_ih.T
-    x_proj = x_proj.reshape(x.shape[0], x.shape[1], -1)
+    x_proj = x_proj.reshape(x.shape[0], x.shape[1], x_proj.shape[-1])
     outputs = []
     for t, x_proj_t in enumerate(x_proj):
         gates = x_proj_t + h @ weight_hh_t

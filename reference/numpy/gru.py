@@ -21,7 +21,7 @@ def gru(x, state, weight_ih, weight_hh, bias_ih, bias_hh, masks=None):
     weight_hh_t = weight_hh.T
     bias_hh_n = bias_hh[2 * hidden:]
     x_proj = np.concatenate([bias_ih[:2 * hidden] + bias_hh[:2 * hidden], bias_ih[2 * hidden:]]) + x.reshape(-1, x.shape[-1]) @ weight_ih.T
-    x_proj = x_proj.reshape(x.shape[0], x.shape[1], -1)
+    x_proj = x_proj.reshape(x.shape[0], x.shape[1], x_proj.shape[-1])
     outputs = []
     for t, x_proj_t in enumerate(x_proj):
         hh = h @ weight_hh_t
@@ -49,7 +49,7 @@ def gru_reset_before(x, state, weight_ih, weight_hh, bias_ih, bias_hh, masks=Non
     weight_hh_rz_t = weight_hh[:2 * hidden].T
     weight_hh_n_t = weight_hh[2 * hidden:].T
     x_proj = bias_ih + bias_hh + x.reshape(-1, x.shape[-1]) @ weight_ih.T
-    x_proj = x_proj.reshape(x.shape[0], x.shape[1], -1)
+    x_proj = x_proj.reshape(x.shape[0], x.shape[1], x_proj.shape[-1])
     outputs = []
     for t, x_proj_t in enumerate(x_proj):
         hh = h @ weight_hh_rz_t

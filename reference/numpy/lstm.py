@@ -20,7 +20,7 @@ def lstm(x, state, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr=None, masks
     hidden = weight_ih.shape[0] // 4
     weight_hh_t = weight_hh.T
     x_proj = bias_ih + bias_hh + x.reshape(-1, x.shape[-1]) @ weight_ih.T
-    x_proj = x_proj.reshape(x.shape[0], x.shape[1], -1)
+    x_proj = x_proj.reshape(x.shape[0], x.shape[1], x_proj.shape[-1])
     outputs = []
     for t, x_proj_t in enumerate(x_proj):
         gates = x_proj_t + h @ weight_hh_t
@@ -55,7 +55,7 @@ def lstm_peephole(x, state, weight_ih, weight_hh, bias_ih, bias_hh, weight_peeph
     weight_peephole_f = weight_peephole[hidden : 2 * hidden]
     weight_peephole_o = weight_peephole[2 * hidden:]
     x_proj = bias_ih + bias_hh + x.reshape(-1, x.shape[-1]) @ weight_ih.T
-    x_proj = x_proj.reshape(x.shape[0], x.shape[1], -1)
+    x_proj = x_proj.reshape(x.shape[0], x.shape[1], x_proj.shape[-1])
     outputs = []
     for t, x_proj_t in enumerate(x_proj):
         hh = h @ weight_hh_t
@@ -88,7 +88,7 @@ def lstm_coupled(x, state, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr=Non
     hidden = weight_ih.shape[0] // 3
     weight_hh_t = weight_hh.T
     x_proj = bias_ih + bias_hh + x.reshape(-1, x.shape[-1]) @ weight_ih.T
-    x_proj = x_proj.reshape(x.shape[0], x.shape[1], -1)
+    x_proj = x_proj.reshape(x.shape[0], x.shape[1], x_proj.shape[-1])
     outputs = []
     for t, x_proj_t in enumerate(x_proj):
         gates = x_proj_t + h @ weight_hh_t
