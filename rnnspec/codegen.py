@@ -3,7 +3,8 @@
 Each generated function runs one layer in one direction over a time-major sequence:
 the input projection of every time step is one matrix product before the loop; the loop
 does the recurrent products (one per distinct operand) and the gate math. Consecutive
-gates with the same form are computed in one call and split.
+gates with the same form are computed in one call and split. The PyTorch backend takes its
+products from :mod:`reference.kernels` and fuses ``a + b * c`` and ``a * tanh(b)``.
 """
 
 from __future__ import annotations
