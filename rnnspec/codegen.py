@@ -66,6 +66,7 @@ class Backend:
     sigmoid_in_place: str
     preamble: str
     addcmul: str | None
+    fold_tanh_gate: str
     times_tanh: str | None
     split: str
     where: str
@@ -97,6 +98,7 @@ NUMPY = Backend(
     sigmoid_in_place="0.5 * (1.0 + np.tanh(0.5 * ({0})))",
     preamble="",
     addcmul=None,
+    fold_tanh_gate="",
     times_tanh=None,
     split="np.split({0}, {1}, axis=1)",
     where="np.where({0}, {1}, {2})",
@@ -127,8 +129,9 @@ TORCH = Backend(
     sigmoid_in_place="{0}.sigmoid_()",
     preamble="grad = kernels.needs_grad(x, *state, {0})",
     addcmul="torch.addcmul({0}, {1}, {2})",
+    fold_tanh_gate="torch.addcmul(torch.sub({0}, {1}), {1}, {2}, value=2)",
     # tanh(a) = 1 - 2 * sigmoid(-2 * a): PyTorch's CPU tanh costs several sigmoids
-    times_tanh="torch.addcmul({0}, {0}, torch.sigmoid({1} * -2), value=-2)",
+    times_tanh="torch.addcmul({0}, {0}, ({1} * -2).sigmoid_(), value=-2)",
     split="{0}.chunk({1}, 1)",
     where="torch.where({0}, {1}, {2})",
     stack="torch.stack({0})",
@@ -235,12 +238,14 @@ class _FunctionWriter:
         self.groups: dict[tuple[str, str], _Group] = {}
         self.gate_eqs = [(t, e) for t, e in self.equations if t in cell.gates]
         self.slab_param, self.slab_biases = self._plan_slab()
+        self.tanh_gates: frozenset[str] | None = None  # gates computed through one sigmoid
 
     # -- naming -------------------------------------------------------------------------
     def _generated_names(self) -> set[str]:
         """Every local the generated function may define besides the equation targets."""
         names = set(RESERVED_LOCALS) | set(DIMENSIONS) | set(self.params)
         names |= {f"{state}_next" for state in self.states}
+        names |= {_sigmoid_name(gate) for gate in self.cell.gates}
         for param in self.params.values():
             short = param.name.removeprefix("weight_")
             names |= {short, *(f"{short}_{n}" for n in range(2, 10))}
@@ -392,6 +397,8 @@ class _FunctionWriter:
         if isinstance(expr, Name):
             if expr.id in self.params:
                 return self.params[expr.id].name
+            if expr.id in self._folded_gates():
+                return f"({_sigmoid_name(expr.id)} * 2 - 1)"
             return names.get(expr.id, expr.id)
         if isinstance(expr, Block):
             param = self.params[expr.param]
@@ -433,12 +440,41 @@ class _FunctionWriter:
             for addend, product in ((expr.left, expr.right), (expr.right, expr.left)):
                 if _is_tensor_product(product) and not _is_scalar(addend):
                     assert isinstance(product, BinOp)
+                    folded = self._fold_tanh_gate(addend, product, names, own)
+                    if folded is not None:
+                        return folded
                     return self.b.addcmul.format(
                         *(
                             self._render(e, names, own)
                             for e in (addend, product.left, product.right)
                         )
                     )
+        return None
+
+    def _folded_gates(self) -> frozenset[str]:
+        """Tanh gates known only by their sigmoid (``g_sigmoid``); states are written out."""
+        return self.tanh_gates - set(self.states) if self.tanh_gates else frozenset()
+
+    def _fold_tanh_gate(
+        self,
+        addend: Expr,
+        product: BinOp,
+        names: dict[str, str],
+        own: tuple[str, str, bool] | None,
+    ) -> str | None:
+        """``a + m * g`` for a tanh gate g = 2 * s - 1 as ``(a - m) + 2 * m * s``: one
+        multiply-add on the gate's sigmoid instead of materializing g."""
+        for factor, gate in ((product.left, product.right), (product.right, product.left)):
+            if (
+                isinstance(gate, Name)
+                and gate.id in self._folded_gates()
+                and isinstance(factor, (Name, Block))
+            ):
+                return self.b.fold_tanh_gate.format(
+                    self._render(addend, names, own),
+                    self._render(factor, names, own),
+                    _sigmoid_name(gate.id),
+                )
         return None
 
     def _render_product(
@@ -477,6 +513,13 @@ class _FunctionWriter:
         i = 0
         while i < len(self.equations):
             target, expr = self.equations[i]
+            if self.tanh_gates is not None and target in cell.gates:
+                if target == self.gate_eqs[0][0]:
+                    self.body.extend(self._split_all_gates())
+                if target in self.states:
+                    names[target] = self._local(target)
+                i += 1
+                continue
             run = self._gate_run(i, fused_pre)
             if len(run) > 1:
                 self._write_run(run, names, fused_pre)
@@ -530,7 +573,6 @@ class _FunctionWriter:
         PyTorch's CPU tanh costs several sigmoids; the factor 2 goes into the rows of those
         gates in the weights and biases once, before the loop (``gate_scale``).
         """
-        self.tanh_gates: frozenset[str] | None = None
         if not (fused_pre and self.b.tanh_via_sigmoid and self.slab_param):
             return
         functions = {gate: _preactivation(expr)[0] for gate, expr in self.gate_eqs}
@@ -561,6 +603,21 @@ class _FunctionWriter:
             return f"({code} * 2)" if matrix else f"({code}) * 2"
         return f"({code} * gate_scale[:, None])" if matrix else f"({code}) * gate_scale"
 
+    def _split_all_gates(self) -> list[str]:
+        """Every gate from the one sigmoid over ``gates``. A tanh gate g is 2 * g_sigmoid - 1:
+        written out where g is a state, folded into its uses elsewhere."""
+        assert self.tanh_gates is not None
+        gates = self.cell.gates
+        if len(gates) == 1:
+            gate = gates[0]
+            value = "gates * 2 - 1" if gate in self.tanh_gates else "gates"
+            return [f"{self._local(gate)} = {value}"]
+        names = [_sigmoid_name(g) if g in self.tanh_gates else self._local(g) for g in gates]
+        lines = [f"{', '.join(names)} = {self.b.split.format('gates', len(gates))}"]
+        for gate in (g for g in gates if g in self.tanh_gates and g in self.states):
+            lines.append(f"{self._local(gate)} = {_sigmoid_name(gate)} * 2 - 1")
+        return lines
+
     def _gate_slice(self, gate: str, count: int) -> str:
         assert self.slab_param is not None
         return self._range(self.slab_param, gate, count)
@@ -578,11 +635,6 @@ class _FunctionWriter:
         column = ":" if rows == ":" else f":, {rows}"
         if fused_pre:
             pre_code = f"gates[{column}]" if rows != ":" else "gates"
-            if self.tanh_gates is not None:  # gates already holds sigmoid of every gate
-                if func != "tanh":
-                    return pre_code
-                code = f"{pre_code} * 2 - 1"
-                return f"({code})" if fused_run else code
         else:
             rest = [
                 t
@@ -743,7 +795,10 @@ class _FunctionWriter:
             bias = pieces[0] if len(pieces) == 1 else b.concat.format(", ".join(pieces))
             bias = self._scaled(bias, matrix=False)
             projection = b.projection_bias.format(bias=bias, a=flat, w=weight)
-        return f"x_proj = {projection}", "x_proj = x_proj.reshape(x.shape[0], x.shape[1], x_proj.shape[-1])"
+        return (
+            f"x_proj = {projection}",
+            "x_proj = x_proj.reshape(x.shape[0], x.shape[1], x_proj.shape[-1])",
+        )
 
 
 def _spec_label(spec: Spec) -> str:
@@ -756,6 +811,10 @@ def _preactivation(expr: Expr) -> tuple[str | None, Expr]:
     if isinstance(expr, Call) and expr.func != "identity":
         return expr.func, expr.args[0]
     return None, expr
+
+
+def _sigmoid_name(gate: str) -> str:
+    return f"{gate}_sigmoid"
 
 
 def _is_scalar(expr: Expr) -> bool:

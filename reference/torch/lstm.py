@@ -30,11 +30,9 @@ def lstm(x, state, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr=None, masks
     outputs = []
     for t, x_proj_t in enumerate(x_proj.unbind(0)):
         gates = times_weight_hh(h, x_proj_t).sigmoid_()
-        i, f = gates[:, :2 * hidden].chunk(2, 1)
-        g = gates[:, 2 * hidden : 3 * hidden] * 2 - 1
-        c_next = torch.addcmul(f * c, i, g)
-        o = gates[:, 3 * hidden:]
-        h_next = torch.addcmul(o, o, torch.sigmoid(c_next * -2), value=-2)
+        i, f, g_sigmoid, o = gates.chunk(4, 1)
+        c_next = torch.addcmul(torch.sub(f * c, i), i, g_sigmoid, value=2)
+        h_next = torch.addcmul(o, o, (c_next * -2).sigmoid_(), value=-2)
         if weight_hr is not None:
             h_next = h_next @ weight_hr.t()
         if masks is not None:
@@ -71,7 +69,7 @@ def lstm_peephole(x, state, weight_ih, weight_hh, bias_ih, bias_hh, weight_peeph
         g = torch.tanh(x_proj_t[:, 2 * hidden : 3 * hidden] + hh[:, 2 * hidden : 3 * hidden])
         c_next = torch.addcmul(f * c, i, g)
         o = torch.sigmoid(x_proj_t[:, 3 * hidden:] + hh[:, 3 * hidden:] + weight_peephole_o * c_next)
-        h_next = torch.addcmul(o, o, torch.sigmoid(c_next * -2), value=-2)
+        h_next = torch.addcmul(o, o, (c_next * -2).sigmoid_(), value=-2)
         if weight_hr is not None:
             h_next = h_next @ weight_hr.t()
         if masks is not None:
@@ -103,12 +101,10 @@ def lstm_coupled(x, state, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr=Non
     outputs = []
     for t, x_proj_t in enumerate(x_proj.unbind(0)):
         gates = times_weight_hh(h, x_proj_t).sigmoid_()
-        i = gates[:, :hidden]
+        i, g_sigmoid, o = gates.chunk(3, 1)
         f = 1 - i
-        g = gates[:, hidden : 2 * hidden] * 2 - 1
-        c_next = torch.addcmul(f * c, i, g)
-        o = gates[:, 2 * hidden:]
-        h_next = torch.addcmul(o, o, torch.sigmoid(c_next * -2), value=-2)
+        c_next = torch.addcmul(torch.sub(f * c, i), i, g_sigmoid, value=2)
+        h_next = torch.addcmul(o, o, (c_next * -2).sigmoid_(), value=-2)
         if weight_hr is not None:
             h_next = h_next @ weight_hr.t()
         if masks is not None:
