@@ -1,8 +1,8 @@
 """Matrix products for the generated PyTorch references.
 
 ``a @ weight.T (+ add)`` through oneDNN's inner product when nothing needs a gradient and the
-operands are float32 on the CPU (at RNN shapes it beats ATen's BLAS path, and a weight used
-every time step is reordered for it once), through ``torch.addmm`` otherwise. Both compute the
+operands are float32 on the CPU (at RNN shapes it beats ATen's BLAS path, with each weight
+reordered once for the rows it will meet), through ``torch.addmm`` otherwise. Both compute the
 same product; only the summation order within the tolerance differs.
 """
 
@@ -22,8 +22,8 @@ def needs_grad(*tensors: torch.Tensor | None) -> bool:
 
 
 def linear(weight: torch.Tensor, grad: bool, rows: int | None = None) -> Product:
-    """``product(a, add=None) = a @ weight.T + add``; ``rows``: the row count of every ``a``
-    when the product is taken once per time step (the weight is then prepared for it)."""
+    """``product(a, add=None) = a @ weight.T + add``; ``rows``: the row count of the ``a``
+    it will take, for oneDNN to reorder the weight for them once."""
     if grad or not _onednn_applies(weight):
         weight_t = weight.t()
 

@@ -22,7 +22,7 @@ def elman(x, state, weight_ih, weight_hh, bias_ih, bias_hh, masks=None):
     grad = kernels.needs_grad(x, *state, weight_ih, weight_hh, bias_ih, bias_hh)
     # tanh(a) = 2 * sigmoid(2 * a) - 1: one sigmoid call serves every gate
     times_weight_hh = kernels.linear((weight_hh * 2), grad, rows=x.shape[1])
-    x_proj = kernels.linear((weight_ih * 2), grad)(x.reshape(-1, x.shape[-1]), (bias_ih + bias_hh) * 2)
+    x_proj = kernels.linear((weight_ih * 2), grad, rows=x.shape[0] * x.shape[1])(x.reshape(-1, x.shape[-1]), (bias_ih + bias_hh) * 2)
     x_proj = x_proj.reshape(x.shape[0], x.shape[1], x_proj.shape[-1])
     outputs = []
     for t, x_proj_t in enumerate(x_proj.unbind(0)):
@@ -47,7 +47,7 @@ def elman_relu(x, state, weight_ih, weight_hh, bias_ih, bias_hh, masks=None):
     h, = state
     grad = kernels.needs_grad(x, *state, weight_ih, weight_hh, bias_ih, bias_hh)
     times_weight_hh = kernels.linear(weight_hh, grad, rows=x.shape[1])
-    x_proj = kernels.linear(weight_ih, grad)(x.reshape(-1, x.shape[-1]), bias_ih + bias_hh)
+    x_proj = kernels.linear(weight_ih, grad, rows=x.shape[0] * x.shape[1])(x.reshape(-1, x.shape[-1]), bias_ih + bias_hh)
     x_proj = x_proj.reshape(x.shape[0], x.shape[1], x_proj.shape[-1])
     outputs = []
     for t, x_proj_t in enumerate(x_proj.unbind(0)):

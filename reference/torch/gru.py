@@ -23,7 +23,7 @@ def gru(x, state, weight_ih, weight_hh, bias_ih, bias_hh, masks=None):
     hidden = weight_ih.shape[0] // 3
     times_weight_hh = kernels.linear(weight_hh, grad, rows=x.shape[1])
     bias_hh_n = bias_hh[2 * hidden:]
-    x_proj = kernels.linear(weight_ih, grad)(x.reshape(-1, x.shape[-1]), torch.cat([bias_ih[:2 * hidden] + bias_hh[:2 * hidden], bias_ih[2 * hidden:]]))
+    x_proj = kernels.linear(weight_ih, grad, rows=x.shape[0] * x.shape[1])(x.reshape(-1, x.shape[-1]), torch.cat([bias_ih[:2 * hidden] + bias_hh[:2 * hidden], bias_ih[2 * hidden:]]))
     x_proj = x_proj.reshape(x.shape[0], x.shape[1], x_proj.shape[-1])
     outputs = []
     for t, x_proj_t in enumerate(x_proj.unbind(0)):
@@ -52,7 +52,7 @@ def gru_reset_before(x, state, weight_ih, weight_hh, bias_ih, bias_hh, masks=Non
     hidden = weight_hh.shape[0] // 3
     times_weight_hh_rz = kernels.linear(weight_hh[:2 * hidden], grad, rows=x.shape[1])
     times_weight_hh_n = kernels.linear(weight_hh[2 * hidden:], grad, rows=x.shape[1])
-    x_proj = kernels.linear(weight_ih, grad)(x.reshape(-1, x.shape[-1]), bias_ih + bias_hh)
+    x_proj = kernels.linear(weight_ih, grad, rows=x.shape[0] * x.shape[1])(x.reshape(-1, x.shape[-1]), bias_ih + bias_hh)
     x_proj = x_proj.reshape(x.shape[0], x.shape[1], x_proj.shape[-1])
     outputs = []
     for t, x_proj_t in enumerate(x_proj.unbind(0)):

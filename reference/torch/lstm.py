@@ -25,7 +25,7 @@ def lstm(x, state, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr=None, masks
     gate_scale = weight_ih.new_ones(weight_ih.shape[0])
     gate_scale[2 * hidden : 3 * hidden] = 2
     times_weight_hh = kernels.linear((weight_hh * gate_scale[:, None]), grad, rows=x.shape[1])
-    x_proj = kernels.linear((weight_ih * gate_scale[:, None]), grad)(x.reshape(-1, x.shape[-1]), (bias_ih + bias_hh) * gate_scale)
+    x_proj = kernels.linear((weight_ih * gate_scale[:, None]), grad, rows=x.shape[0] * x.shape[1])(x.reshape(-1, x.shape[-1]), (bias_ih + bias_hh) * gate_scale)
     x_proj = x_proj.reshape(x.shape[0], x.shape[1], x_proj.shape[-1])
     outputs = []
     for t, x_proj_t in enumerate(x_proj.unbind(0)):
@@ -59,7 +59,7 @@ def lstm_peephole(x, state, weight_ih, weight_hh, bias_ih, bias_hh, weight_peeph
     weight_peephole_i = weight_peephole[:hidden]
     weight_peephole_f = weight_peephole[hidden : 2 * hidden]
     weight_peephole_o = weight_peephole[2 * hidden:]
-    x_proj = kernels.linear(weight_ih, grad)(x.reshape(-1, x.shape[-1]), bias_ih + bias_hh)
+    x_proj = kernels.linear(weight_ih, grad, rows=x.shape[0] * x.shape[1])(x.reshape(-1, x.shape[-1]), bias_ih + bias_hh)
     x_proj = x_proj.reshape(x.shape[0], x.shape[1], x_proj.shape[-1])
     outputs = []
     for t, x_proj_t in enumerate(x_proj.unbind(0)):
@@ -96,7 +96,7 @@ def lstm_coupled(x, state, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr=Non
     gate_scale = weight_ih.new_ones(weight_ih.shape[0])
     gate_scale[hidden : 2 * hidden] = 2
     times_weight_hh = kernels.linear((weight_hh * gate_scale[:, None]), grad, rows=x.shape[1])
-    x_proj = kernels.linear((weight_ih * gate_scale[:, None]), grad)(x.reshape(-1, x.shape[-1]), (bias_ih + bias_hh) * gate_scale)
+    x_proj = kernels.linear((weight_ih * gate_scale[:, None]), grad, rows=x.shape[0] * x.shape[1])(x.reshape(-1, x.shape[-1]), (bias_ih + bias_hh) * gate_scale)
     x_proj = x_proj.reshape(x.shape[0], x.shape[1], x_proj.shape[-1])
     outputs = []
     for t, x_proj_t in enumerate(x_proj.unbind(0)):
