@@ -34,10 +34,9 @@ def linear(weight: torch.Tensor, grad: bool, rows: int | None = None) -> Product
     packed = torch.ops.mkldnn._reorder_linear_weight(weight, rows) if rows else weight
 
     def by_onednn(a: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
-        if add is not None and add.dim() == 1:
-            return torch.ops.mkldnn._linear_pointwise(a, packed, add, "none", [], "")
-        product = torch.ops.mkldnn._linear_pointwise(a, packed, None, "none", [], "")
-        return product if add is None else product.add_(add)
+        if add is not None and add.dim() == 2:  # added inside the primitive
+            return torch.ops.mkldnn._linear_pointwise.binary(a, add, packed, None, "add")
+        return torch.ops.mkldnn._linear_pointwise(a, packed, add, "none", [], "")
 
     return by_onednn
 
@@ -54,10 +53,15 @@ def _onednn_works() -> bool:
     generator = torch.Generator().manual_seed(0)
     a, weight = (torch.randn(shape, generator=generator) for shape in ((3, 5), (4, 5)))
     bias = torch.randn(4, generator=generator)
+    add = torch.randn(3, 4, generator=generator)
     try:
         with torch.no_grad():
             packed = torch.ops.mkldnn._reorder_linear_weight(weight, 3)
-            got = torch.ops.mkldnn._linear_pointwise(a, packed, bias, "none", [], "")
+            with_bias = torch.ops.mkldnn._linear_pointwise(a, packed, bias, "none", [], "")
+            with_add = torch.ops.mkldnn._linear_pointwise.binary(a, add, packed, None, "add")
     except (AttributeError, RuntimeError, NotImplementedError):
         return False
-    return bool(torch.allclose(got, torch.addmm(bias, a, weight.t()), rtol=1e-5, atol=1e-5))
+    return all(
+        torch.allclose(got, torch.addmm(expected, a, weight.t()), rtol=1e-5, atol=1e-5)
+        for got, expected in ((with_bias, bias), (with_add, add))
+    )
