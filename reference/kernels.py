@@ -12,13 +12,17 @@ from collections.abc import Callable
 from functools import cache
 
 import torch
+from torch.autograd import forward_ad
 
 Product = Callable[..., torch.Tensor]
 
 
 def needs_grad(*tensors: torch.Tensor | None) -> bool:
-    """True when autograd will record a product of these tensors."""
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    """True when autograd, reverse or forward mode, will differentiate products of these."""
+    given = [t for t in tensors if t is not None]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in given):
+        return True
+    return any(forward_ad.unpack_dual(t).tangent is not None for t in given)
 
 
 def linear(weight: torch.Tensor, grad: bool, rows: int | None = None) -> Product:
@@ -32,11 +36,14 @@ def linear(weight: torch.Tensor, grad: bool, rows: int | None = None) -> Product
 
         return by_addmm
     packed = torch.ops.mkldnn._reorder_linear_weight(weight, rows) if rows else weight
+    width = weight.shape[0]
 
     def by_onednn(a: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
-        if add is not None and add.dim() == 2:  # added inside the primitive
+        if add is None or add.shape == (width,):  # a bias
+            return torch.ops.mkldnn._linear_pointwise(a, packed, add, "none", [], "")
+        if add.shape == (a.shape[0], width):  # added inside the primitive
             return torch.ops.mkldnn._linear_pointwise.binary(a, add, packed, None, "add")
-        return torch.ops.mkldnn._linear_pointwise(a, packed, add, "none", [], "")
+        return torch.addmm(add, a, weight.t())  # broadcasts, or raises as addmm does
 
     return by_onednn
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.autograd import forward_ad
 
 from reference import kernels
 
@@ -46,3 +47,30 @@ def test_gradient_path_records_autograd() -> None:
     assert weight.grad is not None
     with torch.no_grad():
         assert not kernels.needs_grad(a, weight)
+
+
+# torch's forward-mode machinery scripts a helper on first use, with a deprecation warning
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_forward_mode_autograd_takes_the_differentiable_path() -> None:
+    a, weight, _, _ = _operands(torch.float32)
+    tangent = torch.ones_like(a)
+    with forward_ad.dual_level():
+        dual = forward_ad.make_dual(a, tangent)
+        product = kernels.linear(weight, kernels.needs_grad(dual, weight), rows=6)(dual)
+        got = forward_ad.unpack_dual(product).tangent
+    assert got is not None
+    torch.testing.assert_close(got, tangent @ weight.t())
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (6, 1), (1, 12), (3, 12)])
+def test_an_addend_of_another_shape_broadcasts_or_raises_as_addmm_does(shape: tuple) -> None:
+    a, weight, _, _ = _operands()
+    add = torch.ones(shape)
+    product = kernels.linear(weight, grad=False, rows=6)
+    try:
+        expected = torch.addmm(add, a, weight.t())
+    except RuntimeError:
+        with pytest.raises(RuntimeError):
+            product(a, add)
+        return
+    torch.testing.assert_close(product(a, add), expected)
