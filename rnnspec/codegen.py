@@ -223,13 +223,16 @@ class _FunctionWriter:
         self.params = {param.name: param for param in cell.parameters}
         self.states = [state.name for state in cell.states]
         self.equations = [(eq.target, _normalize(eq.expr, self.params)) for eq in cell.equations]
-        taken = self._generated_names()
-        for target, _ in self.equations:
-            if target in taken:
-                raise CodegenError(
-                    f"{cell.name}: equation target {target!r} collides with a name the generated "
-                    "code uses; rename it"
-                )
+        taken = self._generated_names() | set(self.params)
+        clashes = [("equation target", t) for t, _ in self.equations if t in taken]
+        clashes += [
+            ("parameter", name) for name in self.params if name in self._generated_names(name)
+        ]
+        for what, name in clashes:
+            raise CodegenError(
+                f"{cell.name}: {what} {name!r} collides with a name the generated code uses; "
+                "rename it"
+            )
         self.dim_lines: list[str] = []
         self.prelude: list[str] = []
         self.body: list[str] = []
@@ -241,17 +244,21 @@ class _FunctionWriter:
         self.tanh_gates: frozenset[str] | None = None  # gates computed through one sigmoid
 
     # -- naming -------------------------------------------------------------------------
-    def _generated_names(self) -> set[str]:
-        """Every local the generated function may define besides the equation targets."""
-        names = set(RESERVED_LOCALS) | set(DIMENSIONS) | set(self.params)
+    def _generated_names(self, besides: str | None = None) -> set[str]:
+        """Every local the generated function may define besides the equation targets and
+        the parameters (and the names derived from parameter ``besides``)."""
+        names = set(RESERVED_LOCALS) | set(DIMENSIONS)
         names |= {f"{state}_next" for state in self.states}
         names |= {_sigmoid_name(gate) for gate in self.cell.gates}
         for param in self.params.values():
+            if param.name == besides:
+                continue
             short = param.name.removeprefix("weight_")
             names |= {short, *(f"{short}_{n}" for n in range(2, 10))}
             names |= {f"{param.name}_{gate}" for gate in param.blocks}
             names |= {
-                self.b.step_weight_name.format(f"{param.name}{suffix}")
+                backend.step_weight_name.format(f"{param.name}{suffix}")
+                for backend in BACKEND_BY_NAME.values()  # a spec runs on every backend
                 for suffix in [""]
                 + [
                     "_" + "".join(param.blocks[a:b])
@@ -578,7 +585,17 @@ class _FunctionWriter:
         functions = {gate: _preactivation(expr)[0] for gate, expr in self.gate_eqs}
         if not set(functions.values()) <= {"sigmoid", "tanh"} or "tanh" not in functions.values():
             return
-        self.tanh_gates = frozenset(gate for gate, func in functions.items() if func == "tanh")
+        tanh_gates = frozenset(gate for gate, func in functions.items() if func == "tanh")
+        folded = {Name(gate) for gate in tanh_gates - set(self.states)}
+        operands = [
+            node.right
+            for _, expr in self.equations
+            for node in expr.walk()
+            if isinstance(node, BinOp) and node.op == "@"
+        ]
+        if any(node in folded for operand in operands for node in operand.walk()):
+            return  # the products were planned with the gate as it is written
+        self.tanh_gates = tanh_gates
         if len(self.tanh_gates) < len(self.cell.gates):
             param = self.slab_param
             lines = [f"gate_scale = {param.name}.new_ones({param.name}.shape[0])"]
@@ -608,12 +625,13 @@ class _FunctionWriter:
         written out where g is a state, folded into its uses elsewhere."""
         assert self.tanh_gates is not None
         gates = self.cell.gates
-        if len(gates) == 1:
+        if len(gates) == 1 and gates[0] not in self._folded_gates():
             gate = gates[0]
             value = "gates * 2 - 1" if gate in self.tanh_gates else "gates"
             return [f"{self._local(gate)} = {value}"]
         names = [_sigmoid_name(g) if g in self.tanh_gates else self._local(g) for g in gates]
-        lines = [f"{', '.join(names)} = {self.b.split.format('gates', len(gates))}"]
+        split = "gates" if len(gates) == 1 else self.b.split.format("gates", len(gates))
+        lines = [f"{', '.join(names)} = {split}"]
         for gate in (g for g in gates if g in self.tanh_gates and g in self.states):
             lines.append(f"{self._local(gate)} = {_sigmoid_name(gate)} * 2 - 1")
         return lines
@@ -818,7 +836,8 @@ def _sigmoid_name(gate: str) -> str:
 
 
 def _is_scalar(expr: Expr) -> bool:
-    return isinstance(expr, Number) or (isinstance(expr, Neg) and isinstance(expr.operand, Number))
+    """Made of numbers only: a Python number in the generated code, not a tensor."""
+    return not any(isinstance(node, (Name, Block)) for node in expr.walk())
 
 
 def _is_tensor_product(expr: Expr) -> bool:

@@ -205,6 +205,16 @@ def test_a_target_named_like_a_generated_local_is_refused() -> None:
         codegen.generate_module(loaded, "torch")
 
 
+@pytest.mark.parametrize("name", ["grad", "kernels", "times_weight_hh", "weight_hh_t"])
+def test_a_parameter_named_like_a_generated_local_is_refused(name: str) -> None:
+    text = _synthetic(
+        "clash", '["h"]', _B + _param(name, '["hidden"]', blocks="[]"), _gate("h", "tanh")
+    )
+    text = text.replace('bias_hh[h])"', f'bias_hh[h]) * {name}"')
+    with pytest.raises(CodegenError, match=f"parameter '{name}' collides with a name"):
+        codegen.generate_module(spec.loads(text, "clash.toml"), "torch")
+
+
 def test_in_memory_modules_show_their_source_in_tracebacks() -> None:
     loaded = spec.load(USER_SPECS / "mgu.toml")
     module = codegen.load_module(loaded, "numpy")
@@ -360,6 +370,36 @@ SYNTHETIC = {
         'i = "sigmoid(weight_ih[i] @ x + weight_hh[i] @ h)"\n'
         'g = "tanh(weight_ih[g] @ x + weight_hh[g] @ c)"\n'
         'c = "c * i + g"\nh = "tanh(c) + h / 2"\n',
+    ),
+}
+_B = _W_IH + _W_HH + _B_IH + _B_HH
+
+
+def _gate(gate: str, function: str) -> str:
+    return (
+        f'{gate} = "{function}(weight_ih[{gate}] @ x + bias_ih[{gate}] + weight_hh[{gate}] @ h'
+        f' + bias_hh[{gate}])"\n'
+    )
+
+
+# The torch backend computes tanh gates through one sigmoid and folds them into their uses.
+_W_O = _param("weight_o", '["hidden", "hidden"]', blocks='["n"]')
+SYNTHETIC |= {
+    "lone-tanh-gate": _synthetic("lone", '["g"]', _B, _gate("g", "tanh") + 'h = "h + h * g"\n'),
+    "lone-tanh-gate-scaled": _synthetic(
+        "lone_scaled", '["g"]', _B, _gate("g", "tanh") + 'h = "0.5 * h + g"\n'
+    ),
+    "tanh-gate-in-an-operand": _synthetic(
+        "gate_operand",
+        '["z", "n"]',
+        _B + _W_O,
+        _gate("z", "sigmoid") + _gate("n", "tanh") + 'h = "tanh(weight_o[n] @ (h + z * n))"\n',
+    ),
+    "constant-factor": _synthetic(
+        "constant",
+        '["z", "n"]',
+        _B,
+        _gate("z", "sigmoid") + _gate("n", "tanh") + 'h = "h + 1 / 2 * n + 2 * 0.5 * z"\n',
     ),
 }
 # Generator bugs, reported; each entry is a spec the generated code gets wrong.
