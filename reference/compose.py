@@ -31,7 +31,7 @@ class NumpyOps:
     def reverse(x: np.ndarray, lengths: Any) -> np.ndarray:
         if lengths is None:
             return x[::-1]
-        index = _reverse_index(np.asarray(lengths), x.shape[0])
+        index = reverse_index(np.asarray(lengths), x.shape[0])
         return np.take_along_axis(x, index[..., None], axis=0)
 
     @staticmethod
@@ -56,7 +56,7 @@ class TorchOps:
 
         if lengths is None:
             return x.flip(0)
-        index = torch.as_tensor(_reverse_index(lengths.cpu().numpy(), x.shape[0]), device=x.device)
+        index = torch.as_tensor(reverse_index(lengths.cpu().numpy(), x.shape[0]), device=x.device)
         return torch.gather(x, 0, index[..., None].expand(-1, -1, x.shape[-1]))
 
     @staticmethod
@@ -72,7 +72,7 @@ class TorchOps:
         return torch.stack(list(parts))
 
 
-def _reverse_index(lengths: np.ndarray, steps: int) -> np.ndarray:
+def reverse_index(lengths: np.ndarray, steps: int) -> np.ndarray:
     """index[t, b] = lengths[b] - 1 - t inside the sequence, t on the padding."""
     t = np.arange(steps)[:, None]
     return np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from reference.compose import NumpyOps, reverse_index
 from rnnspec import codegen, notation
 from rnnspec.cases import Case
 from rnnspec.compare import CheckFailure, to_numpy
@@ -342,22 +343,8 @@ class Observed:
 
 
 def _reverse_index(lengths: np.ndarray | None, steps: int, batch: int) -> np.ndarray:
-    """index[k, b]: the position of step k of the reverse pass (padding stays in place)."""
-    k = np.arange(steps)[:, None]
-    if lengths is None:
-        return np.broadcast_to(steps - 1 - k, (steps, batch))
-    return np.where(k < lengths[None, :], lengths[None, :] - 1 - k, k)
-
-
-def _flip(x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
-    index = _reverse_index(lengths, x.shape[0], x.shape[1])
-    return np.take_along_axis(x, index[..., None], axis=0)
-
-
-def _masks(lengths: np.ndarray | None, steps: int) -> np.ndarray | None:
-    if lengths is None:
-        return None
-    return (np.arange(steps)[:, None] < lengths[None, :])[..., None]
+    """:func:`reference.compose.reverse_index`; no lengths: every sequence is full."""
+    return reverse_index(np.full(batch, steps) if lengths is None else lengths, steps)
 
 
 def _layer_weights(
@@ -394,7 +381,7 @@ def predict(
         shapes = config.state_shapes(model.cell, x.shape[1])
         states = [_padded(state, shape) for state, shape in zip(states, shapes, strict=True)]
     layers, directions = config.num_layers, config.num_directions
-    masks = _masks(lengths, x.shape[0])
+    masks = None if lengths is None else NumpyOps.masks(lengths, x.shape[0])
     index_of = composition().index
     finals: list[list[Any]] = [[None] * (layers * directions) for _ in states]
     layer_input = x
@@ -410,9 +397,9 @@ def predict(
                 output, final = layer_function(layer_input[::-1], initial, **w, masks=None)
                 output = output[::-1]
             else:
-                source = _flip(layer_input, lengths)
+                source = NumpyOps.reverse(layer_input, lengths)
                 output, final = layer_function(source, initial, **w, masks=masks)
-                output = _flip(output, lengths)
+                output = NumpyOps.reverse(output, lengths)
                 if model.reverse == "not_realigned":
                     output = output[::-1]
             outputs.append(output)
@@ -595,8 +582,8 @@ def _one_step(
     size = config.output_size
     own = got.output[..., direction * size : (direction + 1) * size]
     if direction == 1:
-        x, own = _flip(x, lengths), _flip(own, lengths)
-    masks = _masks(lengths, x.shape[0])
+        x, own = NumpyOps.reverse(x, lengths), NumpyOps.reverse(own, lengths)
+    masks = None if lengths is None else NumpyOps.masks(lengths, x.shape[0])
     index = composition().index(0, direction, config.num_directions)
     state = tuple(s[index] for s in states)
     steps, batch = own.shape[0], own.shape[1]
