@@ -50,6 +50,16 @@ _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2}
 
 
 @dataclass(frozen=True)
+class FusedForms:
+    """Spellings that save kernel calls, where an array library has them."""
+
+    gates_sigmoid: str  # one in-place sigmoid over every gate; a tanh gate is 2 * sigmoid(2a) - 1
+    addcmul: str  # a + b * c
+    fold_tanh_gate: str  # a + m * g for such a tanh gate g = 2 * s - 1: (a - m) + 2 * m * s
+    times_tanh: str  # a * tanh(b) = a - 2 * a * sigmoid(-2b)
+
+
+@dataclass(frozen=True)
 class Backend:
     """How the generated code spells each primitive in one array library."""
 
@@ -63,11 +73,7 @@ class Backend:
     product_add: str
     projection: str
     projection_bias: str
-    sigmoid_in_place: str
     preamble: str
-    addcmul: str | None
-    fold_tanh_gate: str
-    times_tanh: str | None
     split: str
     where: str
     stack: str
@@ -75,7 +81,7 @@ class Backend:
     zeros: str
     steps: str
     steps_x: str
-    tanh_via_sigmoid: bool = False
+    fused: FusedForms | None = None
 
 
 NUMPY = Backend(
@@ -95,11 +101,7 @@ NUMPY = Backend(
     product_add="{add} + {a} @ {w}",
     projection="{a} @ {w}.T",
     projection_bias="{bias} + {a} @ {w}.T",
-    sigmoid_in_place="0.5 * (1.0 + np.tanh(0.5 * ({0})))",
     preamble="",
-    addcmul=None,
-    fold_tanh_gate="",
-    times_tanh=None,
     split="np.split({0}, {1}, axis=1)",
     where="np.where({0}, {1}, {2})",
     stack="np.stack({0})",
@@ -126,12 +128,7 @@ TORCH = Backend(
     product_add="{w}({a}, {add})",
     projection="kernels.linear({w}, grad, rows=x.shape[0] * x.shape[1])({a})",
     projection_bias="kernels.linear({w}, grad, rows=x.shape[0] * x.shape[1])({a}, {bias})",
-    sigmoid_in_place="{0}.sigmoid_()",
     preamble="grad = kernels.needs_grad(x, *state, {0})",
-    addcmul="torch.addcmul({0}, {1}, {2})",
-    fold_tanh_gate="torch.addcmul(torch.sub({0}, {1}), {1}, {2}, value=2)",
-    # tanh(a) = 1 - 2 * sigmoid(-2 * a): PyTorch's CPU tanh costs several sigmoids
-    times_tanh="torch.addcmul({0}, {0}, ({1} * -2).sigmoid_(), value=-2)",
     split="{0}.chunk({1}, 1)",
     where="torch.where({0}, {1}, {2})",
     stack="torch.stack({0})",
@@ -139,7 +136,13 @@ TORCH = Backend(
     zeros="{0}.new_zeros({1})",
     steps="enumerate(x_proj.unbind(0))",
     steps_x="enumerate(x.unbind(0))",
-    tanh_via_sigmoid=True,
+    # PyTorch's CPU tanh costs several sigmoids
+    fused=FusedForms(
+        gates_sigmoid="{0}.sigmoid_()",
+        addcmul="torch.addcmul({0}, {1}, {2})",
+        fold_tanh_gate="torch.addcmul(torch.sub({0}, {1}), {1}, {2}, value=2)",
+        times_tanh="torch.addcmul({0}, {0}, ({1} * -2).sigmoid_(), value=-2)",
+    ),
 )
 
 BACKEND_BY_NAME = {"numpy": NUMPY, "torch": TORCH}
@@ -435,22 +438,25 @@ class _FunctionWriter:
     ) -> str | None:
         """``a + b * c`` as one multiply-add, ``a * tanh(b)`` through one sigmoid, where the
         backend has them."""
-        if self.b.times_tanh and expr.op == "*":
+        fused = self.b.fused
+        if fused is None:
+            return None
+        if expr.op == "*":
             for factor, other in ((expr.left, expr.right), (expr.right, expr.left)):
                 if isinstance(other, Call) and other.func == "tanh":
                     if isinstance(factor, (Name, Block)):
-                        return self.b.times_tanh.format(
+                        return fused.times_tanh.format(
                             self._render(factor, names, own),
                             self._render(other.args[0], names, own, _PRECEDENCE["*"]),
                         )
-        if self.b.addcmul and expr.op == "+":
+        if expr.op == "+":
             for addend, product in ((expr.left, expr.right), (expr.right, expr.left)):
                 if _is_tensor_product(product) and not _is_scalar(addend):
                     assert isinstance(product, BinOp)
-                    folded = self._fold_tanh_gate(addend, product, names, own)
+                    folded = self._fold_tanh_gate(fused, addend, product, names, own)
                     if folded is not None:
                         return folded
-                    return self.b.addcmul.format(
+                    return fused.addcmul.format(
                         *(
                             self._render(e, names, own)
                             for e in (addend, product.left, product.right)
@@ -464,6 +470,7 @@ class _FunctionWriter:
 
     def _fold_tanh_gate(
         self,
+        fused: FusedForms,
         addend: Expr,
         product: BinOp,
         names: dict[str, str],
@@ -477,7 +484,7 @@ class _FunctionWriter:
                 and gate.id in self._folded_gates()
                 and isinstance(factor, (Name, Block))
             ):
-                return self.b.fold_tanh_gate.format(
+                return fused.fold_tanh_gate.format(
                     self._render(addend, names, own),
                     self._render(factor, names, own),
                     _sigmoid_name(gate.id),
@@ -580,7 +587,7 @@ class _FunctionWriter:
         PyTorch's CPU tanh costs several sigmoids; the factor 2 goes into the rows of those
         gates in the weights and biases once, before the loop (``gate_scale``).
         """
-        if not (fused_pre and self.b.tanh_via_sigmoid and self.slab_param):
+        if not (fused_pre and self.b.fused is not None and self.slab_param):
             return
         functions = {gate: _preactivation(expr)[0] for gate, expr in self.gate_eqs}
         if not set(functions.values()) <= {"sigmoid", "tanh"} or "tanh" not in functions.values():
@@ -753,7 +760,8 @@ class _FunctionWriter:
             group = next(g for g in self.groups.values() if g.blocks == list(cell.gates))
             gates = b.product_add.format(add="x_proj_t", a=group.operand, w=group.weight)
             if self.tanh_gates is not None:
-                gates = b.sigmoid_in_place.format(gates)
+                assert b.fused is not None  # tanh gates come only from its sigmoid
+                gates = b.fused.gates_sigmoid.format(gates)
             lines.append(f"        gates = {gates}")
         lines.extend(f"        {line}" for line in self.body)
         for state in cell.states:
