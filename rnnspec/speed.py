@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
 import gc
 import statistics
 import time
@@ -107,22 +108,36 @@ class Run:
             generator = torch.Generator().manual_seed(case.seed)
             grad = torch.randn(outputs.output.shape, generator=generator, dtype=torch.float64)
             self.grad_output = grad.to(self.candidate.device, self.candidate.dtype)
+        self.step = self._step()
 
     def __call__(self) -> None:
-        impl, instance = self.impl, self.candidate.instance
+        self.step()
+
+    def _step(self) -> Callable[[], None]:
+        """The timed call, with framework, mode and device settled here, outside the timing."""
+        call = functools.partial(self.impl.call, self.candidate.instance, self.x, self.hx)
         if not self.torch:
-            impl.call(instance, self.x, self.hx)
-            return
+            return call
         import torch
 
+        device, grad_output = self.candidate.device, self.grad_output
+        cuda = device.type == "cuda"
         if self.mode == "forward":
-            with torch.no_grad():
-                impl.call(instance, self.x, self.hx)
-        else:
-            output = impl.call(instance, self.x, self.hx)[0]
-            torch.autograd.backward(output, self.grad_output)
-        if self.candidate.device.type == "cuda":
-            torch.cuda.synchronize(self.candidate.device)
+
+            def forward() -> None:
+                with torch.no_grad():
+                    call()
+                if cuda:
+                    torch.cuda.synchronize(device)
+
+            return forward
+
+        def forward_backward() -> None:
+            torch.autograd.backward(call()[0], grad_output)
+            if cuda:
+                torch.cuda.synchronize(device)
+
+        return forward_backward
 
     def reset(self) -> None:
         """Drop accumulated gradients (outside the timed region)."""
