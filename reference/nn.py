@@ -8,6 +8,8 @@ of the specs is available, on any device and dtype, with autograd.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import torch
@@ -85,12 +87,13 @@ class RNN(nn.Module):
         elif config.batch_first and not packed:
             x = x.transpose(0, 1)
         states = self._initial_states(x, hx, unbatched)
+        params = dict(self.named_parameters())
         output, finals = compose.run(
             self._layer,
             compose.TorchOps(),
             x,
             states,
-            self._layer_weights,
+            partial(self._layer_weights, params),
             config.num_layers,
             config.num_directions,
             lengths=lengths,
@@ -108,8 +111,9 @@ class RNN(nn.Module):
     def _dropout(self, x: Tensor) -> Tensor:
         return nn.functional.dropout(x, self.config.dropout, training=True)
 
-    def _layer_weights(self, layer: int, direction: int) -> dict[str, Tensor | None]:
-        params = dict(self.named_parameters())
+    def _layer_weights(
+        self, params: Mapping[str, Tensor], layer: int, direction: int
+    ) -> dict[str, Tensor | None]:
         weights: dict[str, Tensor | None] = {}
         for param in self.cell.parameters:
             name = canonical_name(param.name, layer, direction)
