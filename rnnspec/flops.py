@@ -104,14 +104,15 @@ def forward_flops(config: RNNConfig, steps: int, batch: int) -> int:
     return sum(product.flops for product in products(config, steps, batch))
 
 
-def forward_backward_flops(config: RNNConfig, steps: int, batch: int) -> int:
-    return (1 + BACKWARD_FACTOR) * forward_flops(config, steps, batch)
+def passes(mode: str) -> int:
+    """How many forward passes' worth of matrix products ``mode`` runs."""
+    if mode == "forward":
+        return 1
+    if mode == "forward_backward":
+        return 1 + BACKWARD_FACTOR
+    raise ValueError(f"mode must be 'forward' or 'forward_backward', got {mode!r}")
 
 
 def flops(config: RNNConfig, steps: int, batch: int, mode: str) -> int:
     """FLOPs of ``mode`` ("forward" or "forward_backward")."""
-    if mode == "forward":
-        return forward_flops(config, steps, batch)
-    if mode == "forward_backward":
-        return forward_backward_flops(config, steps, batch)
-    raise ValueError(f"mode must be 'forward' or 'forward_backward', got {mode!r}")
+    return passes(mode) * forward_flops(config, steps, batch)

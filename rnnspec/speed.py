@@ -310,8 +310,7 @@ def matmul_limit(case: Case, mode: str) -> dict[str, Any]:
                 "gflops": product.flops / seconds / 1e9,
             }
         )
-    if mode == "forward_backward":
-        total_time *= 1 + flops.BACKWARD_FACTOR
+    total_time *= flops.passes(mode)
     work = flops.flops(case.config, case.steps, case.batch or 1, mode)
     return {"time_s": total_time, "gflops": work / total_time / 1e9, "products": found}
 
