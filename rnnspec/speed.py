@@ -74,15 +74,22 @@ def cases(
     cells: Iterable[str], sweep: str = "small", dtype: str = "float32", device: str = "cpu"
 ) -> list[Case]:
     """The sweep's points for every base cell (variants share their kind's kernels)."""
-    chosen = SWEEPS[sweep]
-    found = []
-    for cell in cells:
-        if ":" in cell:
-            continue
-        for steps, batch, hidden in chosen.points():
-            config = RNNConfig(cell=cell, input_size=hidden, hidden_size=hidden)
-            found.append(Case(config, steps, batch, dtype, device, given_state=False))
-    return found
+    points = SWEEPS[sweep].points()
+    return [
+        point_case(cell, point, dtype, device)
+        for cell in cells
+        if ":" not in cell
+        for point in points
+    ]
+
+
+def point_case(
+    cell: str, point: tuple[int, int, int], dtype: str = "float32", device: str = "cpu"
+) -> Case:
+    """The case timed at ``point`` (T, B, H): input size H, no given state."""
+    steps, batch, hidden = point
+    config = RNNConfig(cell=cell, input_size=hidden, hidden_size=hidden)
+    return Case(config, steps, batch, dtype, device, given_state=False)
 
 
 # -- what runs --------------------------------------------------------------------------
@@ -551,9 +558,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
     impl = numpy_reference() if args.impl == "numpy-reference" else registry.load(args.impl)
+    point = (args.steps, args.batch, args.hidden)
     for cell in args.cell or ["elman", "gru", "lstm"]:
-        config = RNNConfig(cell=cell, input_size=args.hidden, hidden_size=args.hidden)
-        case = Case(config, args.steps, args.batch, args.dtype, args.device, given_state=False)
+        case = point_case(cell, point, args.dtype, args.device)
         for mode in args.mode or ["forward"]:
             try:
                 result = measure(
