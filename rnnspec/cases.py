@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from rnnspec.config import RNNConfig
@@ -74,31 +74,35 @@ class Case:
         )
 
 
+RUN_FIELDS = frozenset(field.name for field in fields(Case)) - {"config"}
+
+
+def make_case(cell: str, layers: int = 1, bidirectional: bool = False, **given: Any) -> Case:
+    """A case from flat fields: :class:`Case`'s (``steps``, ``batch``, ``dtype``, ``lengths``,
+    ...) and, for the rest, :class:`RNNConfig`'s (``input_size``, ``batch_first``, ...)."""
+    run = {name: given.pop(name) for name in RUN_FIELDS & given.keys()}
+    config = RNNConfig(cell=cell, num_layers=layers, bidirectional=bidirectional, **given)
+    return Case(config, **run)
+
+
 def layout_case(
     cell: str,
     layers: int,
     bidirectional: bool,
     layout: str,
     *,
-    steps: int,
     batch: int,
     lengths: tuple[int, ...],
-    given_state: bool = True,
-    **config: Any,
+    **given: Any,
 ) -> Case:
     """A case in a named layout: ``time-major``, ``batch_first``, ``unbatched``, ``packed``
-    or ``packed batch_first``; ``config`` gives the other :class:`RNNConfig` fields."""
-    network = RNNConfig(
-        cell=cell,
-        num_layers=layers,
-        bidirectional=bidirectional,
+    or ``packed batch_first``; ``given`` are the other fields, as for :func:`make_case`."""
+    return make_case(
+        cell,
+        layers,
+        bidirectional,
         batch_first=layout.endswith("batch_first"),
-        **config,
-    )
-    return Case(
-        network,
-        steps=steps,
         batch=None if layout == "unbatched" else batch,
         lengths=lengths if layout.startswith("packed") else None,
-        given_state=given_state,
+        **given,
     )

@@ -18,13 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from rnnspec.cases import Case
+from rnnspec.cases import Case, make_case
 from rnnspec.checks import Record
 from rnnspec.checks.dtype import check_dtypes
 from rnnspec.checks.parity import compare_outputs
 from rnnspec.checks.robustness import assert_gold_shapes, expect_raise
 from rnnspec.compare import CheckFailure, compare
-from rnnspec.config import RNNConfig
 from rnnspec.harness import (
     Outputs,
     Unsupported,
@@ -40,10 +39,9 @@ from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
 from rnnspec.tolerance import tolerance
 
-STEPS, BATCH = 6, 3
 META_STEPS = 2  # torch runs RNNs on meta step by step through Python decompositions: slow
 LENGTHS = (4, 6, 1)
-SIZES: dict[str, Any] = dict(input_size=5, hidden_size=7)
+SIZES: dict[str, Any] = dict(steps=6, batch=3, input_size=5, hidden_size=7)
 PROJ = 3
 HINT = "state created without device=, or a tensor not registered as buffer?"
 
@@ -54,17 +52,9 @@ def _case(
     dtype: str,
     layers: int = 1,
     bidirectional: bool = False,
-    *,
-    steps: int = STEPS,
-    batch: int | None = BATCH,
-    given_state: bool = True,
-    lengths: tuple[int, ...] | None = None,
-    **config: Any,
+    **given: Any,
 ) -> Case:
-    network = RNNConfig(
-        cell=cell, num_layers=layers, bidirectional=bidirectional, **SIZES, **config
-    )
-    return Case(network, steps, batch, dtype, device, lengths, given_state)
+    return make_case(cell, layers, bidirectional, device=device, dtype=dtype, **{**SIZES, **given})
 
 
 def meta_cases(cells: Iterable[str]) -> list[Case]:

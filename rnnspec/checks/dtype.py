@@ -11,34 +11,24 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from rnnspec.cases import Case
+from rnnspec.cases import Case, make_case
 from rnnspec.checks import Record
 from rnnspec.checks.parity import compare_outputs
 from rnnspec.compare import CheckFailure
-from rnnspec.config import RNNConfig
 from rnnspec.harness import Outputs, build, gold, make_inputs, require, run_quietly
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
 
 DTYPES = ("float64", "float32", "bfloat16", "float16")
-STEPS, BATCH = 6, 3
+SIZES: dict[str, Any] = dict(steps=6, batch=3, input_size=5, hidden_size=7)
 LENGTHS = (4, 6, 1)
-SIZES: dict[str, Any] = dict(input_size=5, hidden_size=7)
 PROJ = 3
 
 
-def _case(cell: str, dtype: str, layers: int = 1, bidirectional: bool = False, **run: Any) -> Case:
-    batch_first = run.pop("batch_first", False)
-    proj = run.pop("proj", 0)
-    config = RNNConfig(
-        cell=cell,
-        num_layers=layers,
-        bidirectional=bidirectional,
-        batch_first=batch_first,
-        proj_size=proj,
-        **SIZES,
-    )
-    return Case(config, steps=STEPS, batch=BATCH, dtype=dtype, **run)
+def _case(
+    cell: str, dtype: str, layers: int = 1, bidirectional: bool = False, **given: Any
+) -> Case:
+    return make_case(cell, layers, bidirectional, dtype=dtype, **SIZES, **given)
 
 
 def cases(cells: Iterable[str]) -> list[Case]:
@@ -55,7 +45,7 @@ def cases(cells: Iterable[str]) -> list[Case]:
                 _case(cell, dtype, 1, True, lengths=LENGTHS, given_state=False),
             ]
             if has_proj:
-                found.append(_case(cell, dtype, 2, False, proj=PROJ))
+                found.append(_case(cell, dtype, 2, False, proj_size=PROJ))
     return found
 
 

@@ -4,38 +4,40 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
+from typing import Any
 
 from rnnspec import diagnosis
-from rnnspec.cases import Case
+from rnnspec.cases import Case, make_case
 from rnnspec.checks import Record
 from rnnspec.compare import CheckFailure, compare
-from rnnspec.config import RNNConfig
 from rnnspec.harness import Candidate, Outputs, forward, gold, make_inputs, require
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
 from rnnspec.tolerance import tolerance
 
+SIZES: dict[str, Any] = dict(steps=6, batch=3, input_size=5, hidden_size=7)
+PROJ = 3
+
 
 def cases(cells: Iterable[str]) -> list[Case]:
     """Every cell over layers x directions x bias x batch_first x proj x h0 given or not."""
-    flags = itertools.product((1, 2), (False, True), (True, False), (False, True), (True, False))
-    found = []
-    for cell, (layers, bidirectional, bias, batch_first, given_state) in itertools.product(
-        cells, list(flags)
-    ):
-        for proj in (0, 3) if supports_proj(cell) else (0,):
-            config = RNNConfig(
-                cell=cell,
-                input_size=5,
-                hidden_size=7,
-                num_layers=layers,
-                bidirectional=bidirectional,
-                bias=bias,
-                batch_first=batch_first,
-                proj_size=proj,
-            )
-            found.append(Case(config, steps=6, batch=3, given_state=given_state))
-    return found
+    grid = itertools.product(
+        cells, (1, 2), (False, True), (True, False), (False, True), (True, False)
+    )
+    return [
+        make_case(
+            cell,
+            layers,
+            bidirectional,
+            bias=bias,
+            batch_first=batch_first,
+            proj_size=proj,
+            given_state=given_state,
+            **SIZES,
+        )
+        for cell, layers, bidirectional, bias, batch_first, given_state in grid
+        for proj in ((0, PROJ) if supports_proj(cell) else (0,))
+    ]
 
 
 def compare_outputs(

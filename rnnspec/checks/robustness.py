@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from rnnspec.cases import Case
+from rnnspec.cases import Case, make_case
 from rnnspec.checks import Record
 from rnnspec.checks.parity import compare_outputs
 from rnnspec.compare import CheckFailure, compare, to_numpy
-from rnnspec.config import RNNConfig
 from rnnspec.harness import (
     Candidate,
     Outputs,
@@ -72,10 +71,8 @@ def assert_gold_shapes(got: Outputs, expected: Outputs, case: Case) -> None:
             )
 
 
-def _config(cell: str, layers: int = 1, bidirectional: bool = False, **options: Any) -> RNNConfig:
-    return RNNConfig(
-        cell=cell, num_layers=layers, bidirectional=bidirectional, **{**SIZES, **options}
-    )
+def _case(cell: str, layers: int = 1, bidirectional: bool = False, **given: Any) -> Case:
+    return make_case(cell, layers, bidirectional, **{**SIZES, **given})
 
 
 def _time_axis(case: Case) -> int:
@@ -121,7 +118,7 @@ def keep_dimension_cases(cells: Iterable[str]) -> list[Case]:
     """B, T and H of one next to larger ones, time-major and batch_first."""
     sizes = ((1, 1, 1, False), (1, 5, 7, True), (2, 1, 7, False), (3, 5, 1, True))
     return [
-        Case(_config(cell, hidden_size=hidden, batch_first=batch_first), steps=T, batch=B)
+        _case(cell, hidden_size=hidden, batch_first=batch_first, steps=T, batch=B)
         for cell in cells
         for B, T, hidden, batch_first in sizes
     ]
@@ -145,8 +142,8 @@ def mutation_cases(cells: Iterable[str]) -> list[Case]:
     """Given h0, batch_first; and packed two bidirectional layers."""
     found = []
     for cell in cells:
-        found.append(Case(_config(cell, batch_first=True), steps=6, batch=3))
-        found.append(Case(_config(cell, 2, True), steps=6, batch=4, lengths=LENGTHS))
+        found.append(_case(cell, batch_first=True, steps=6, batch=3))
+        found.append(_case(cell, 2, True, steps=6, batch=4, lengths=LENGTHS))
     return found
 
 
@@ -171,7 +168,7 @@ def check_no_mutation(impl: Implementation, case: Case, record: Record) -> None:
 
 def determinism_cases(cells: Iterable[str]) -> list[Case]:
     """Two bidirectional layers without h0 (a module that keeps state between calls fails)."""
-    return [Case(_config(cell, 2, True), steps=6, batch=3, given_state=False) for cell in cells]
+    return [_case(cell, 2, True, steps=6, batch=3, given_state=False) for cell in cells]
 
 
 def check_deterministic(impl: Implementation, case: Case, record: Record) -> None:
@@ -195,11 +192,11 @@ def chunk_cases(cells: Iterable[str]) -> list[Case]:
     """One layer with h0; two batch_first layers without; unbatched; projections."""
     found = []
     for cell in cells:
-        found.append(Case(_config(cell), steps=6, batch=3))
-        found.append(Case(_config(cell, 2, batch_first=True), steps=6, batch=3, given_state=False))
-        found.append(Case(_config(cell), steps=6, batch=None))
+        found.append(_case(cell, steps=6, batch=3))
+        found.append(_case(cell, 2, batch_first=True, steps=6, batch=3, given_state=False))
+        found.append(_case(cell, steps=6, batch=None))
         if supports_proj(cell):
-            found.append(Case(_config(cell, 2, proj_size=PROJ), steps=6, batch=3))
+            found.append(_case(cell, 2, proj_size=PROJ, steps=6, batch=3))
     return found
 
 
@@ -235,10 +232,13 @@ def packed_cases(cells: Iterable[str]) -> list[Case]:
     layers without, and projections."""
     found = []
     for cell in cells:
-        found.append(Case(_config(cell), steps=6, batch=4, lengths=LENGTHS))
+        found.append(_case(cell, steps=6, batch=4, lengths=LENGTHS))
         found.append(
-            Case(
-                _config(cell, 2, True, batch_first=True),
+            _case(
+                cell,
+                2,
+                True,
+                batch_first=True,
                 steps=6,
                 batch=4,
                 lengths=LENGTHS,
@@ -246,9 +246,7 @@ def packed_cases(cells: Iterable[str]) -> list[Case]:
             )
         )
         if supports_proj(cell):
-            found.append(
-                Case(_config(cell, 1, True, proj_size=PROJ), steps=6, batch=4, lengths=LENGTHS)
-            )
+            found.append(_case(cell, 1, True, proj_size=PROJ, steps=6, batch=4, lengths=LENGTHS))
     return found
 
 
@@ -315,8 +313,8 @@ def dropout_cases(cells: Iterable[str]) -> list[Case]:
     """dropout=0.5 on two bidirectional layers (eval and training mode) and on one layer."""
     found = []
     for cell in cells:
-        found.append(Case(_config(cell, 2, True, dropout=DROPOUT), steps=6, batch=3))
-        found.append(Case(_config(cell, 1, dropout=DROPOUT), steps=6, batch=3))
+        found.append(_case(cell, 2, True, dropout=DROPOUT, steps=6, batch=3))
+        found.append(_case(cell, 1, dropout=DROPOUT, steps=6, batch=3))
     return found
 
 
@@ -383,10 +381,10 @@ def rejection_cases(cells: Iterable[str]) -> list[Case]:
     """Two bidirectional batch_first layers; unbatched; projections."""
     found = []
     for cell in cells:
-        found.append(Case(_config(cell, 2, True, batch_first=True), steps=5, batch=3))
-        found.append(Case(_config(cell), steps=5, batch=None))
+        found.append(_case(cell, 2, True, batch_first=True, steps=5, batch=3))
+        found.append(_case(cell, steps=5, batch=None))
         if supports_proj(cell):
-            found.append(Case(_config(cell, proj_size=PROJ), steps=5, batch=3))
+            found.append(_case(cell, proj_size=PROJ, steps=5, batch=3))
     return found
 
 
@@ -415,7 +413,7 @@ def _bad_states(case: Case) -> list[tuple[str, list[tuple[int, ...]], bool]]:
 
 def input_rank_cases(cells: Iterable[str]) -> list[Case]:
     """One batched case per cell: the rank check does not depend on the configuration."""
-    return [Case(_config(cell), steps=5, batch=3) for cell in cells]
+    return [_case(cell, steps=5, batch=3) for cell in cells]
 
 
 def expect_raise(
@@ -463,10 +461,8 @@ def unbatched_cases(cells: Iterable[str]) -> list[Case]:
     """One layer with h0; two bidirectional batch_first layers without."""
     found = []
     for cell in cells:
-        found.append(Case(_config(cell), steps=5, batch=None))
-        found.append(
-            Case(_config(cell, 2, True, batch_first=True), steps=5, batch=None, given_state=False)
-        )
+        found.append(_case(cell, steps=5, batch=None))
+        found.append(_case(cell, 2, True, batch_first=True, steps=5, batch=None, given_state=False))
     return found
 
 
