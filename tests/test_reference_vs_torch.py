@@ -22,6 +22,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from reference import gold, nn
 from rnnspec.compare import CheckFailure, compare
 from rnnspec.config import RNNConfig
+from rnnspec.spec import supports_proj
 from rnnspec.tolerance import FLOOR, Tolerance
 from rnnspec.weights import random_input, random_state, random_weights
 
@@ -65,7 +66,7 @@ def runs(cells: tuple[str, ...], layers: tuple[int, ...] = (1, 2, 3)) -> list[Ru
     for seed, (cell, (num_layers, bidirectional, bias, batch_first)) in enumerate(
         itertools.product(cells, flags)
     ):
-        for proj in (0, PROJ) if cell.startswith("lstm") else (0,):
+        for proj in (0, PROJ) if supports_proj(cell) else (0,):
             config = RNNConfig(
                 cell=cell,
                 input_size=INPUT,
