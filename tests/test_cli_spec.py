@@ -10,6 +10,7 @@ import pytest
 
 from rnnspec import cli, notation, render, spec
 from rnnspec.errors import Location
+from tests.test_spec import EQUATION, toy
 
 USER_SPECS = Path(__file__).parent / "specs"
 LISTING = [
@@ -150,25 +151,13 @@ def _equations_text(cell: spec.Cell) -> list[str]:
     return [line.strip() for line in text[start + 1 :] if line.strip()]
 
 
-TRICKY = """\
-[cell]
-name = "tricky"
-gates = ["h"]
-
-[state.h]
-size = "hidden"
-
-[parameters.weight_ih]
-blocks = "gates"
-shape = ["hidden", "input"]
-
-[parameters.weight_hh]
-blocks = "gates"
-shape = ["hidden", "hidden"]
-
-[equations]
-h = "tanh(weight_ih @ x - (weight_hh @ h - 0.123456789 * h) / (2 * h) + -(h * -h) - -h)"
-"""
+TRICKY = toy(
+    ('name = "toy"', 'name = "tricky"'),
+    (
+        EQUATION,
+        "tanh(weight_ih @ x - (weight_hh @ h - 0.123456789 * h) / (2 * h) + -(h * -h) - -h)",
+    ),
+)
 
 
 def _cells() -> list[spec.Cell]:
