@@ -233,6 +233,14 @@ def build(impl: Implementation, case: Case, inputs: Inputs | None = None) -> Can
         return Candidate(impl, case, make_inputs(case) if inputs is None else inputs)
 
 
+def build_with_gold(impl: Implementation, case: Case) -> tuple[Candidate, Outputs]:
+    """The gold's outputs on the case's inputs, and the candidate built quietly on the same
+    inputs (``candidate.inputs``)."""
+    inputs = make_inputs(case)
+    expected = gold(case, inputs)
+    return build(impl, case, inputs), expected
+
+
 def forward(candidate: Candidate) -> Outputs:
     """One forward on the case's inputs, under ``no_grad``."""
     __tracebackhide__ = True

@@ -28,8 +28,7 @@ from rnnspec.harness import (
     Outputs,
     Unsupported,
     build,
-    gold,
-    make_inputs,
+    build_with_gold,
     no_grad,
     quiet,
     require,
@@ -157,9 +156,7 @@ def check_meta(impl: Implementation, case: Case, record: Record) -> None:
     dtype and shape. A raise names the likely cause: state or a tensor left on the CPU."""
     __tracebackhide__ = True
     require(impl, case)
-    inputs = make_inputs(case)
-    expected = gold(case, inputs)
-    candidate = build(impl, case, inputs)
+    candidate, expected = build_with_gold(impl, case)
     x, hx = candidate.prepare()
     try:
         with no_grad(candidate), quiet():
@@ -179,9 +176,7 @@ def check_zero_state(impl: Implementation, case: Case, record: Record) -> None:
     as a run with explicit zero states."""
     __tracebackhide__ = True
     require(impl, case)
-    inputs = make_inputs(case)
-    expected = gold(case, inputs)
-    candidate = build(impl, case, inputs)
+    candidate, expected = build_with_gold(impl, case)
     shapes = case.config.state_shapes(case.config.resolve(), case.batch)
     with no_grad(candidate), quiet():
         got = candidate.run(candidate.prepare()[0], None)
@@ -205,10 +200,9 @@ def check_cuda(impl: Implementation, case: Case, record: Record) -> None:
     __tracebackhide__ = True
     require(impl, case)
     _require_cuda()
-    inputs = make_inputs(case)
-    expected = gold(case, inputs)
+    candidate, expected = build_with_gold(impl, case)
     with _float32_without_tf32():
-        got = run_quietly(build(impl, case, inputs))
+        got = run_quietly(candidate)
     check_placement(got, expected, case)
     compare_outputs(got, expected, case, record)
 

@@ -15,7 +15,7 @@ from rnnspec.cases import Case, make_case
 from rnnspec.checks import Record
 from rnnspec.checks.parity import compare_outputs
 from rnnspec.compare import CheckFailure
-from rnnspec.harness import Outputs, build, gold, make_inputs, require, run_quietly
+from rnnspec.harness import Outputs, build_with_gold, require, run_quietly
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
 
@@ -71,8 +71,7 @@ def check_dtype(impl: Implementation, case: Case, record: Record) -> None:
     """The run keeps the input's dtype and is as close to the gold as the dtype allows."""
     __tracebackhide__ = True
     require(impl, case)
-    inputs = make_inputs(case)
-    expected = gold(case, inputs)
-    got = run_quietly(build(impl, case, inputs))
+    candidate, expected = build_with_gold(impl, case)
+    got = run_quietly(candidate)
     check_dtypes(got, case)
     compare_outputs(got, expected, case, record)

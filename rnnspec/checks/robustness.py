@@ -24,9 +24,8 @@ from rnnspec.harness import (
     Candidate,
     Outputs,
     build,
-    gold,
+    build_with_gold,
     guard,
-    make_inputs,
     no_grad,
     quiet,
     require,
@@ -128,9 +127,7 @@ def check_keeps_dimensions(impl: Implementation, case: Case, record: Record) -> 
     """Size-one batch, time and hidden dimensions survive: shapes and values equal the gold."""
     __tracebackhide__ = True
     require(impl, case)
-    inputs = make_inputs(case)
-    expected = gold(case, inputs)
-    candidate = build(impl, case, inputs)
+    candidate, expected = build_with_gold(impl, case)
     got = run_quietly(candidate)
     compare_outputs(got, expected, case, record)
 
@@ -205,9 +202,7 @@ def check_chunked(impl: Implementation, case: Case, record: Record) -> None:
     one returned (as returned), equal one run over all six steps."""
     __tracebackhide__ = True
     require(impl, case)
-    inputs = make_inputs(case)
-    expected = gold(case, inputs)
-    candidate = build(impl, case, inputs)
+    candidate, expected = build_with_gold(impl, case)
     axis = _time_axis(case)
     label = f"{case.label()} chunks={[stop - start for start, stop in CHUNKS]}"
     tol = tolerance(case.dtype, case.steps, case.config.num_layers)
@@ -265,9 +260,8 @@ def check_packed(impl: Implementation, case: Case, record: Record) -> None:
     """
     __tracebackhide__ = True
     require(impl, case)
-    inputs = make_inputs(case)
-    expected = gold(case, inputs)
-    candidate = build(impl, case, inputs)
+    candidate, expected = build_with_gold(impl, case)
+    inputs = candidate.inputs
     alone = build(impl, case.replace(lengths=None, batch=1), replace(inputs, lengths=None))
     tol = tolerance(case.dtype, case.steps, case.config.num_layers)
     names = case.state_names()
@@ -322,9 +316,7 @@ def check_dropout_eval(impl: Implementation, case: Case, record: Record) -> None
     """In eval mode (``eval()`` where the instance has it) dropout is off: output equals the gold."""
     __tracebackhide__ = True
     require(impl, case)
-    inputs = make_inputs(case)
-    expected = gold(case, inputs)
-    candidate = build(impl, case, inputs)
+    candidate, expected = build_with_gold(impl, case)
     _set_training(candidate, False)
     got = run_quietly(candidate)
     compare_outputs(got, expected, case, record)
@@ -339,9 +331,7 @@ def check_dropout_training(impl: Implementation, case: Case, record: Record) -> 
     """
     __tracebackhide__ = True
     require(impl, case)
-    inputs = make_inputs(case)
-    expected = gold(case, inputs)
-    candidate = build(impl, case, inputs)
+    candidate, expected = build_with_gold(impl, case)
     _set_training(candidate, True)
     with _seeded(candidate, case.seed):
         got = run_quietly(candidate)
@@ -470,9 +460,7 @@ def check_unbatched(impl: Implementation, case: Case, record: Record) -> None:
     """Unbatched input equals the gold, and so does the same input as a batch of one."""
     __tracebackhide__ = True
     require(impl, case)
-    inputs = make_inputs(case)
-    expected = gold(case, inputs)
-    candidate = build(impl, case, inputs)
+    candidate, expected = build_with_gold(impl, case)
     batch_axis = 0 if case.config.batch_first else 1
     with no_grad(candidate), quiet():
         got = candidate.run(*candidate.prepare())
