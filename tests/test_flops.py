@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,12 +13,16 @@ from rnnspec.config import RNNConfig
 USER_SPECS = Path(__file__).parent / "specs"
 
 
+def described(config: RNNConfig, steps: int, batch: int) -> list[tuple[Any, ...]]:
+    """Each product of the network as (what, shape, count, recurrent)."""
+    return [(p.what, p.shape, p.count, p.recurrent) for p in flops.products(config, steps, batch)]
+
+
 def test_lstm_by_hand() -> None:
     """I=5 H=4 T=7 B=3: x-products 2*21*5*16, h-products 2*3*4*16 per step."""
     config = RNNConfig(cell="lstm", input_size=5, hidden_size=4)
     assert flops.forward_flops(config, 7, 3) == 2 * 21 * 5 * 16 + 7 * 2 * 3 * 4 * 16 == 6048
-    found = [(p.what, p.shape, p.count, p.recurrent) for p in flops.products(config, 7, 3)]
-    assert found == [
+    assert described(config, 7, 3) == [
         ("weight_ih[i,f,g,o] @ x", (21, 5, 16), 1, False),
         ("weight_hh[i,f,g,o] @ h", (3, 4, 16), 7, True),
     ]
@@ -50,11 +55,10 @@ def test_stacked_bidirectional_projected_lstm_by_hand() -> None:
 def test_products_follow_the_equations_not_the_cell_kind() -> None:
     """GRU reset_before multiplies (r * h): a second recurrent product, same FLOPs."""
     before = RNNConfig(cell="gru:reset_before", input_size=6, hidden_size=5)
-    found = [(p.what, p.shape, p.count) for p in flops.products(before, 4, 2)]
-    assert found == [
-        ("weight_ih[r,z,n] @ x", (8, 6, 15), 1),
-        ("weight_hh[r,z] @ h", (2, 5, 10), 4),
-        ("weight_hh[n] @ (r * h)", (2, 5, 5), 4),
+    assert described(before, 4, 2) == [
+        ("weight_ih[r,z,n] @ x", (8, 6, 15), 1, False),
+        ("weight_hh[r,z] @ h", (2, 5, 10), 4, True),
+        ("weight_hh[n] @ (r * h)", (2, 5, 5), 4, True),
     ]
     assert flops.forward_flops(before, 4, 2) == 2640
     coupled = RNNConfig(cell="lstm:coupled", input_size=5, hidden_size=4)
@@ -65,11 +69,10 @@ def test_user_spec() -> None:
     """The minimal gated unit of tests/specs: n's product reads f * h, a product of its own."""
     spec.register(spec.load(USER_SPECS / "mgu.toml"))
     config = RNNConfig(cell="mgu", input_size=3, hidden_size=2)
-    found = [(p.what, p.shape, p.count) for p in flops.products(config, 2, 1)]
-    assert found == [
-        ("weight_ih[f,n] @ x", (2, 3, 4), 1),
-        ("weight_hh[f] @ h", (1, 2, 2), 2),
-        ("weight_hh[n] @ (f * h)", (1, 2, 2), 2),
+    assert described(config, 2, 1) == [
+        ("weight_ih[f,n] @ x", (2, 3, 4), 1, False),
+        ("weight_hh[f] @ h", (1, 2, 2), 2, True),
+        ("weight_hh[n] @ (f * h)", (1, 2, 2), 2, True),
     ]
     assert flops.forward_flops(config, 2, 1) == 2 * 2 * 3 * 4 + 2 * (2 * 2 * 2) * 2 == 80
 
