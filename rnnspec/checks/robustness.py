@@ -19,6 +19,7 @@ import numpy as np
 from rnnspec.cases import Case, make_case
 from rnnspec.checks import Record
 from rnnspec.checks.parity import compare_outputs
+from rnnspec.checks.shapes import check_shape
 from rnnspec.compare import CheckFailure, compare, to_numpy
 from rnnspec.harness import (
     Candidate,
@@ -56,18 +57,14 @@ def call(candidate: Candidate, x: Any, hx: Any, what: str = "forward") -> tuple[
 def assert_gold_shapes(got: Outputs, expected: Outputs, case: Case) -> None:
     """Output and every final state have the gold's shapes."""
     __tracebackhide__ = True
+    label = case.label()
     for name, value, reference in zip(
         case.result_names(),
         (got.output, *got.states),
         (expected.output, *expected.states),
         strict=True,
     ):
-        if tuple(value.shape) != np.shape(reference):
-            raise CheckFailure(
-                f"{name} has shape {tuple(value.shape)}, but should have "
-                f"{np.shape(reference)} [{case.label()}]",
-                category="shape",
-            )
+        check_shape(value, np.shape(reference), name, label)
 
 
 def _case(cell: str, layers: int = 1, bidirectional: bool = False, **given: Any) -> Case:
