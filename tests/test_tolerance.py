@@ -44,7 +44,8 @@ def test_torch_kernels_fit_well_inside_the_bound(cell, dtype, steps, layers):
     error = _torch_error(cell, dtype, steps, layers)
     bound = tolerance(dtype, steps, layers).atol
     assert error * MARGIN <= bound, (
-        f"torch.nn {cell} {dtype}: error {error:.3g} vs bound {bound:.3g}"
+        f"torch.nn output: max abs error {error:.3g}, but should be at most bound/{MARGIN:g} "
+        f"(atol={bound:.3g}) [{cell} bidirectional layers={layers} T={steps} {dtype}]"
     )
 
 
@@ -53,7 +54,10 @@ def test_torch_kernels_fit_well_inside_the_bound(cell, dtype, steps, layers):
 def test_a_reversed_gate_order_lands_far_outside(cell, dtype):
     error = _torch_error(cell, dtype, steps=6, layers=1, permute=True)
     bound = tolerance(dtype, 6, 1)
-    assert error > 2 * (bound.atol + bound.rtol), f"{cell} {dtype}: {error:.3g} vs {bound}"
+    assert error > 2 * (bound.atol + bound.rtol), (
+        f"output with reversed gate order: max abs error {error:.3g}, but should exceed "
+        f"2 * (atol + rtol) ({bound}) [{cell} bidirectional T=6 {dtype}]"
+    )
 
 
 def test_the_bound_grows_with_length_and_never_falls_below_the_floor():
