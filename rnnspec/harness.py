@@ -44,6 +44,16 @@ class Outputs:
     states: tuple[Any, ...]
 
 
+def as_hx(states: tuple[Any, ...]) -> Any:
+    """States as torch.nn takes hx: None for none, the one tensor alone, or the tuple."""
+    return None if not states else states if len(states) > 1 else states[0]
+
+
+def as_states(hx: Any) -> tuple[Any, ...]:
+    """The inverse of :func:`as_hx`: hx (or a returned state) as a tuple."""
+    return () if hx is None else hx if isinstance(hx, tuple) else (hx,)
+
+
 def make_inputs(case: Case) -> Inputs:
     config = case.config
     x = random_input(config, case.steps, case.batch, case.seed)
@@ -60,7 +70,7 @@ def gold(case: Case, inputs: Inputs) -> Outputs:
     from reference.gold import forward
 
     output, state = forward(case.config, inputs.weights, inputs.x, inputs.hx, inputs.lengths)
-    return Outputs(output, state if isinstance(state, tuple) else (state,))
+    return Outputs(output, as_states(state))
 
 
 def require(impl: Implementation, case: Case, gradients: bool = False) -> None:
@@ -131,13 +141,10 @@ class Candidate:
         return tensor.requires_grad_(requires_grad)
 
     def prepare(self, requires_grad: bool = False) -> tuple[Any, Any]:
-        """The candidate's input (packed if the case is) and hx, in its framework."""
+        """The candidate's input (padded: :meth:`run` packs it) and hx, in its framework."""
         x = self.tensor(self.inputs.x, requires_grad)
-        hx = None
-        if self.inputs.hx is not None:
-            states = tuple(self.tensor(state, requires_grad) for state in self.inputs.hx)
-            hx = states if len(states) > 1 else states[0]
-        return x, hx
+        states = tuple(self.tensor(state, requires_grad) for state in self.inputs.hx or ())
+        return x, as_hx(states)
 
     def pack(self, x: Any) -> Any:
         if self.inputs.lengths is None:

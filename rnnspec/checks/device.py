@@ -27,6 +27,8 @@ from rnnspec.compare import CheckFailure, compare
 from rnnspec.harness import (
     Outputs,
     Unsupported,
+    as_hx,
+    as_states,
     build,
     build_with_gold,
     no_grad,
@@ -181,7 +183,7 @@ def check_zero_state(impl: Implementation, case: Case, record: Record) -> None:
     with no_grad(candidate), quiet():
         got = candidate.run(candidate.prepare()[0], None)
         zeros = tuple(candidate.tensor(np.zeros(shape)) for shape in shapes)
-        explicit = candidate.run(candidate.prepare()[0], zeros if len(zeros) > 1 else zeros[0])
+        explicit = candidate.run(candidate.prepare()[0], as_hx(zeros))
     check_placement(got, expected, case)
     compare_outputs(got, expected, case, record)
     tol = tolerance(case.dtype, case.steps, case.config.num_layers)
@@ -217,7 +219,7 @@ def check_mixed_devices(impl: Implementation, case: Case, record: Record) -> Non
         _require_cuda()
     candidate = build(impl, case)
     x, hx = candidate.prepare()
-    states = hx if isinstance(hx, tuple) else (hx,)
+    states = as_states(hx)
     names = case.state_names("0")
     variants = [(", ".join(names), tuple(state.to(other) for state in states))]
     if len(states) > 1:
@@ -226,7 +228,7 @@ def check_mixed_devices(impl: Implementation, case: Case, record: Record) -> Non
         expect_raise(
             candidate,
             x,
-            moved if len(moved) > 1 else moved[0],
+            as_hx(moved),
             f"{what} on {other} with input on {case.device}",
             category="device",
         )

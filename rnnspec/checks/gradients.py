@@ -17,7 +17,7 @@ from rnnspec.cases import Case, layout_case
 from rnnspec.checks import Record
 from rnnspec.checks.shapes import check_shape, expected_shapes
 from rnnspec.compare import CheckFailure, compare, to_numpy
-from rnnspec.harness import Candidate, guard, make_inputs, require
+from rnnspec.harness import Candidate, as_states, guard, make_inputs, require
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
 from rnnspec.tolerance import tolerance
@@ -80,9 +80,8 @@ def backward(
     guard(f"{candidate.impl.name}: backward", case, total.backward)
     leaves = {"input": x.grad}
     if hx is not None:
-        states = hx if isinstance(hx, tuple) else (hx,)
         names = case.state_names("0")
-        leaves.update({name: state.grad for name, state in zip(names, states, strict=True)})
+        leaves.update({name: state.grad for name, state in zip(names, as_states(hx), strict=True)})
     weights = guard(
         f"{candidate.impl.name}: gradients()",
         case,

@@ -24,6 +24,8 @@ from rnnspec.compare import CheckFailure, compare, to_numpy
 from rnnspec.harness import (
     Candidate,
     Outputs,
+    as_hx,
+    as_states,
     build,
     build_with_gold,
     guard,
@@ -81,10 +83,6 @@ def _steps(value: Any, axis: int, start: int, stop: int) -> Any:
 
 def _copy(value: Any) -> Any:
     return value.clone() if hasattr(value, "clone") else np.copy(value)
-
-
-def _states(hx: Any) -> tuple[Any, ...]:
-    return () if hx is None else hx if isinstance(hx, tuple) else (hx,)
 
 
 @contextmanager
@@ -149,7 +147,7 @@ def check_no_mutation(impl: Implementation, case: Case, record: Record) -> None:
     x, hx = candidate.prepare()
     fed = candidate.pack(x)
     watched = {"input (packed data)": fed.data} if case.packed else {"input": fed}
-    watched.update(zip(case.state_names("0"), _states(hx), strict=True))
+    watched.update(zip(case.state_names("0"), as_states(hx), strict=True))
     before = {what: _copy(value) for what, value in watched.items()}
     with no_grad(candidate), quiet():
         call(candidate, fed, hx)
@@ -267,10 +265,9 @@ def check_packed(impl: Implementation, case: Case, record: Record) -> None:
         compare_outputs(got, expected, case, record)
         for index, length in enumerate(case.lengths or ()):
             x = alone.tensor(_sequence(inputs.x, case, index, length))
-            hx = None
-            if inputs.hx is not None:
-                states = tuple(alone.tensor(state[:, index : index + 1]) for state in inputs.hx)
-                hx = states if len(states) > 1 else states[0]
+            hx = as_hx(
+                tuple(alone.tensor(state[:, index : index + 1]) for state in inputs.hx or ())
+            )
             _, single = call(alone, x, hx)
             where = f"sequence {index} (length {length}) run alone"
             label = case.label()
@@ -463,8 +460,7 @@ def check_unbatched(impl: Implementation, case: Case, record: Record) -> None:
         got = candidate.run(*candidate.prepare())
         compare_outputs(got, expected, case, record)
         x, hx = candidate.prepare()
-        states = tuple(state[:, None] for state in _states(hx))
-        batched_hx = None if hx is None else states if len(states) > 1 else states[0]
+        batched_hx = as_hx(tuple(state[:, None] for state in as_states(hx)))
         batch_x = x[None] if batch_axis == 0 else x[:, None]
         _, batched = call(candidate, batch_x, batched_hx)
     tol = tolerance(case.dtype, case.steps, case.config.num_layers)
