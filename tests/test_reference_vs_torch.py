@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,8 +19,11 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from reference import gold, nn
+from rnnspec import harness
+from rnnspec.cases import Case
 from rnnspec.compare import CheckFailure, compare
 from rnnspec.config import RNNConfig
+from rnnspec.harness import Inputs, make_inputs
 from rnnspec.spec import supports_proj
 from rnnspec.tolerance import FLOOR, Tolerance
 from rnnspec.weights import random_input, random_state, random_weights
@@ -30,37 +32,21 @@ EXACT = Tolerance(atol=FLOOR, rtol=0.0)  # same math in float64: only round-off 
 INPUT, HIDDEN, PROJ = 5, 4, 3
 STEPS, BATCH = 6, 3
 LENGTHS = (STEPS, 1, STEPS - 2)  # unsorted, with the edge lengths 1 and T
-MODES = ("padded", "packed", "unbatched")
+MODES: dict[str, dict[str, Any]] = {
+    "padded": {"batch": BATCH},
+    "packed": {"batch": BATCH, "lengths": LENGTHS},
+    "unbatched": {"batch": None},
+}
 TORCH_CELLS = ("elman", "elman:relu", "gru", "lstm")
 VARIANTS = ("gru:reset_before", "lstm:peephole", "lstm:coupled")
 
 
-@dataclass(frozen=True)
-class Run:
-    """One network configuration and the way its input is given."""
-
-    config: RNNConfig
-    mode: str
-    given_state: bool
-    seed: int
-
-    @property
-    def batch(self) -> int | None:
-        return None if self.mode == "unbatched" else BATCH
-
-    @property
-    def lengths(self) -> tuple[int, ...] | None:
-        return LENGTHS if self.mode == "packed" else None
-
-    def label(self) -> str:
-        state = "h0" if self.given_state else "hx=None"
-        return f"{self.config.describe()} T={STEPS} {self.mode} {state}"
-
-    def id(self) -> str:
-        return self.label().replace(" ", "-").replace("=", "")
-
-
-def runs(cells: tuple[str, ...], layers: tuple[int, ...] = (1, 2, 3)) -> list[Run]:
+def cases(
+    cells: tuple[str, ...],
+    layers: tuple[int, ...] = (1, 2, 3),
+    given_states: tuple[bool, ...] = (True, False),
+) -> list[Case]:
+    """Every flag combination of the cells, each run padded, packed and unbatched."""
     found = []
     flags = itertools.product(layers, (False, True), (True, False), (False, True))
     for seed, (cell, (num_layers, bidirectional, bias, batch_first)) in enumerate(
@@ -77,46 +63,36 @@ def runs(cells: tuple[str, ...], layers: tuple[int, ...] = (1, 2, 3)) -> list[Ru
                 batch_first=batch_first,
                 proj_size=proj,
             )
-            for given_state, mode in itertools.product((True, False), MODES):
-                found.append(Run(config, mode, given_state, seed))
+            for given_state, mode in itertools.product(given_states, MODES.values()):
+                found.append(Case(config, STEPS, given_state=given_state, seed=seed, **mode))
     return found
 
 
-def params(found: list[Run]) -> list[Any]:
-    return [pytest.param(run, id=run.id()) for run in found]
+def params(found: list[Case]) -> list[Any]:
+    return [pytest.param(case, id=case.id()) for case in found]
 
 
-TORCH_RUNS = runs(TORCH_CELLS)
-VARIANT_RUNS = runs(VARIANTS, layers=(1, 2))
+TORCH_CASES = cases(TORCH_CELLS)
+VARIANT_CASES = cases(VARIANTS, layers=(1, 2))
 
 
-def inputs(run: Run) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-    """Float64 input (padding zeroed when packed) and initial states, if given."""
-    x = random_input(run.config, STEPS, run.batch, run.seed)
-    if run.lengths is not None:
-        valid = np.arange(STEPS)[:, None] < np.asarray(run.lengths)[None, :]
-        x = x * (valid.T if run.config.batch_first else valid)[..., None]
-    hx = random_state(run.config, run.batch, run.seed) if run.given_state else None
-    return x, hx
-
-
-def call(module: torch.nn.Module, run: Run, x: torch.Tensor, hx: Any) -> tuple[Any, ...]:
+def call(module: torch.nn.Module, case: Case, x: torch.Tensor, hx: Any) -> tuple[Any, ...]:
     """Run ``module``; return (output padded, *final states) as tensors."""
-    batch_first = run.config.batch_first
+    batch_first = case.config.batch_first
     given = x
-    if run.lengths is not None:
+    if case.lengths is not None:
         given = pack_padded_sequence(
-            x, list(run.lengths), batch_first=batch_first, enforce_sorted=False
+            x, list(case.lengths), batch_first=batch_first, enforce_sorted=False
         )
     output, state = module(given, None if hx is None else as_hx(hx))
-    if run.lengths is not None:
-        assert isinstance(output, PackedSequence), f"output is not packed [{run.label()}]"
+    if case.lengths is not None:
+        assert isinstance(output, PackedSequence), f"output is not packed [{case.label()}]"
         output = pad_packed_sequence(output, batch_first=batch_first, total_length=STEPS)[0]
     return (output, *(state if isinstance(state, tuple) else (state,)))
 
 
-def leaves(x: np.ndarray, hx: tuple[np.ndarray, ...] | None) -> tuple[torch.Tensor, ...]:
-    arrays = (x, *(hx or ()))
+def leaves(inputs: Inputs) -> tuple[torch.Tensor, ...]:
+    arrays = (inputs.x, *(inputs.hx or ()))
     return tuple(torch.tensor(array, requires_grad=True) for array in arrays)
 
 
@@ -126,31 +102,33 @@ def as_hx(states: tuple[Any, ...]) -> Any:
     return tensors if len(tensors) > 1 else tensors[0]
 
 
-def names(run: Run) -> list[str]:
-    return ["output", *(state.name + "_n" for state in run.config.resolve().states)]
-
-
-def torch_pair(run: Run) -> tuple[torch.nn.RNNBase, nn.RNN]:
-    """torch.nn's module with the kit's random weights, and the reference built from it."""
-    module = nn.torch_module(run.config, dtype=torch.float64)
-    weights = random_weights(run.config, run.seed)
-    assert [name for name, _ in module.named_parameters()] == list(weights)
+def load(module: torch.nn.Module, weights: dict[str, np.ndarray]) -> None:
+    """Copy the canonical float64 weights into ``module``."""
     module.load_state_dict({name: torch.from_numpy(value) for name, value in weights.items()})
-    return module, nn.from_torch(module)
 
 
-def check_against_torch(run: Run, tamper: Callable[[nn.RNN], None] | None = None) -> None:
+def reference_module(config: RNNConfig, weights: dict[str, np.ndarray]) -> nn.RNN:
+    """The generated PyTorch reference in float64 with ``weights``."""
+    module = nn.RNN(config, dtype=torch.float64)
+    load(module, weights)
+    return module
+
+
+def check_against_torch(case: Case, tamper: Callable[[nn.RNN], None] | None = None) -> None:
     """Forward and every gradient, with random upstream gradients on each output."""
     __tracebackhide__ = True
-    module, reference = torch_pair(run)
+    inputs = make_inputs(case)
+    module = nn.torch_module(case.config, dtype=torch.float64)
+    assert [name for name, _ in module.named_parameters()] == list(inputs.weights)
+    load(module, inputs.weights)
+    reference = nn.from_torch(module)
     if tamper is not None:
         tamper(reference)
-    x, hx = inputs(run)
     results = {}
     for name, network in (("torch", module), ("reference", reference)):
-        tensors = leaves(x, hx)
-        outputs = call(network, run, tensors[0], tensors[1:] or None)
-        upstream = np.random.default_rng(run.seed + 7)
+        tensors = leaves(inputs)
+        outputs = call(network, case, tensors[0], tensors[1:] or None)
+        upstream = np.random.default_rng(case.seed + 7)
         loss = sum(
             (out * torch.from_numpy(upstream.standard_normal(out.shape))).sum() for out in outputs
         )
@@ -158,16 +136,16 @@ def check_against_torch(run: Run, tamper: Callable[[nn.RNN], None] | None = None
         inputs_named = zip(("x", "h0", "c0"), tensors, strict=False)
         grads = {f"grad {what}": tensor.grad for what, tensor in inputs_named}
         grads |= {f"grad {p}": value.grad for p, value in network.named_parameters()}
-        results[name] = {**dict(zip(names(run), outputs, strict=True)), **grads}
+        results[name] = {**dict(zip(case.result_names(), outputs, strict=True)), **grads}
     expected, got = results["torch"], results["reference"]
     assert got.keys() == expected.keys()
     for what, value in expected.items():
-        compare(got[what], value, what, EXACT, run.label())
+        compare(got[what], value, what, EXACT, case.label())
 
 
-@pytest.mark.parametrize("run", params(TORCH_RUNS))
-def test_reference_equals_torch_nn(run: Run) -> None:
-    check_against_torch(run)
+@pytest.mark.parametrize("case", params(TORCH_CASES))
+def test_reference_equals_torch_nn(case: Case) -> None:
+    check_against_torch(case)
 
 
 def _swap_gates(reference: nn.RNN) -> None:
@@ -203,27 +181,33 @@ def _skew_h0_gradient(reference: nn.RNN) -> None:
 )
 def test_check_catches_a_broken_reference(tamper, cell: str, mode: str, caught: str) -> None:
     """The comparison above fails on a reference with a swapped gate or a skewed gradient."""
-    run = next(r for r in TORCH_RUNS if r.config.cell == cell and r.mode == mode and r.given_state)
+    config = RNNConfig(cell=cell, input_size=INPUT, hidden_size=HIDDEN)
+    case = Case(config, STEPS, **MODES[mode])
     with pytest.raises(CheckFailure, match=rf"^{caught}\[") as info:
-        check_against_torch(run, tamper)
-    assert info.value.category == "mismatch" and run.label() in str(info.value)
+        check_against_torch(case, tamper)
+    assert info.value.category == "mismatch" and case.label() in str(info.value)
 
 
-@pytest.mark.parametrize("run", params(TORCH_RUNS + VARIANT_RUNS))
-def test_gold_equals_torch_reference(run: Run) -> None:
+def check_gold_against_reference(case: Case) -> None:
     """NumPy gold (padded input plus lengths) against the PyTorch reference, forward."""
-    weights = random_weights(run.config, run.seed)
-    reference = nn.RNN(run.config, dtype=torch.float64)
-    reference.load_state_dict({name: torch.from_numpy(value) for name, value in weights.items()})
-    x, hx = inputs(run)
-    tensors = leaves(x, hx)
+    __tracebackhide__ = True
+    inputs = make_inputs(case)
+    tensors = leaves(inputs)
     with torch.no_grad():
-        expected = call(reference, run, tensors[0], tensors[1:] or None)
-    output, state = gold.forward(run.config, weights, x, hx, run.lengths)
-    got = (output, *(state if isinstance(state, tuple) else (state,)))
-    for what, got_value, expected_value in zip(names(run), got, expected, strict=True):
+        expected = call(
+            reference_module(case.config, inputs.weights), case, tensors[0], tensors[1:] or None
+        )
+    got = harness.gold(case, inputs)
+    for what, got_value, expected_value in zip(
+        case.result_names(), (got.output, *got.states), expected, strict=True
+    ):
         assert isinstance(got_value, np.ndarray) and got_value.dtype == np.float64, what
-        compare(got_value, expected_value, what, EXACT, run.label())
+        compare(got_value, expected_value, what, EXACT, case.label())
+
+
+@pytest.mark.parametrize("case", params(TORCH_CASES + VARIANT_CASES))
+def test_gold_equals_torch_reference(case: Case) -> None:
+    check_gold_against_reference(case)
 
 
 # Independent per-step formulas for the variants (ONNX's operator definitions).
@@ -287,8 +271,7 @@ def test_variant_semantics(cell: str) -> None:
             expected[t, b] = state[0]
         finals.append(state)
     expected_states = [np.stack([final[k] for final in finals])[None] for k in range(len(hx))]
-    reference = nn.RNN(config, dtype=torch.float64)
-    reference.load_state_dict({name: torch.from_numpy(value) for name, value in weights.items()})
+    reference = reference_module(config, weights)
     with torch.no_grad():
         torch_output, torch_state = reference(torch.from_numpy(x), as_hx(hx))
     gold_output, gold_state = gold.forward(config, weights, x, hx)
