@@ -23,7 +23,7 @@ from rnnspec.checks import Record
 from rnnspec.checks.dtype import check_dtypes
 from rnnspec.checks.parity import compare_outputs
 from rnnspec.checks.robustness import assert_gold_shapes, expect_raise
-from rnnspec.compare import CheckFailure, compare
+from rnnspec.compare import CheckFailure
 from rnnspec.harness import (
     Outputs,
     Unsupported,
@@ -38,7 +38,6 @@ from rnnspec.harness import (
 )
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
-from rnnspec.tolerance import tolerance
 
 META_STEPS = 2  # torch runs RNNs on meta step by step through Python decompositions: slow
 LENGTHS = (4, 6, 1)
@@ -186,15 +185,8 @@ def check_zero_state(impl: Implementation, case: Case, record: Record) -> None:
         explicit = candidate.run(candidate.prepare()[0], as_hx(zeros))
     check_placement(got, expected, case)
     compare_outputs(got, expected, case, record)
-    tol = tolerance(case.dtype, case.steps, case.config.num_layers)
     label = f"{case.label()} vs explicit zero hx"
-    for name, value, reference in zip(
-        case.result_names(),
-        (got.output, *got.states),
-        (explicit.output, *explicit.states),
-        strict=True,
-    ):
-        record(compare(value, reference, f"{name} with hx=None", tol, label))
+    compare_outputs(got, explicit, case, record, label, suffix=" with hx=None")
 
 
 def check_cuda(impl: Implementation, case: Case, record: Record) -> None:

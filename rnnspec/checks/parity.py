@@ -13,7 +13,7 @@ from rnnspec.compare import CheckFailure, compare
 from rnnspec.harness import Candidate, Outputs, forward, gold, make_inputs, require
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
-from rnnspec.tolerance import tolerance
+from rnnspec.tolerance import Tolerance, tolerance
 
 SIZES: dict[str, Any] = dict(steps=6, batch=3, input_size=5, hidden_size=7)
 PROJ = 3
@@ -41,12 +41,20 @@ def cases(cells: Iterable[str]) -> list[Case]:
 
 
 def compare_outputs(
-    got: Outputs, expected: Outputs, case: Case, record: Record, label: str | None = None
+    got: Outputs,
+    expected: Outputs,
+    case: Case,
+    record: Record,
+    label: str | None = None,
+    *,
+    tol: Tolerance | None = None,
+    suffix: str = "",
 ) -> None:
-    """Compare output and every final state, in that order, under the case's tolerance;
-    failures name ``label`` (the case's label unless given)."""
+    """Compare output and every final state, in that order, under ``tol`` (the case's
+    tolerance unless given); failures name ``output{suffix}`` (...) and ``label`` (the
+    case's label unless given)."""
     __tracebackhide__ = True
-    tol = tolerance(case.dtype, case.steps, case.config.num_layers)
+    tol = tolerance(case.dtype, case.steps, case.config.num_layers) if tol is None else tol
     label = case.label() if label is None else label
     for name, got_value, expected_value in zip(
         case.result_names(),
@@ -54,7 +62,7 @@ def compare_outputs(
         (expected.output, *expected.states),
         strict=True,
     ):
-        record(compare(got_value, expected_value, name, tol, label))
+        record(compare(got_value, expected_value, name + suffix, tol, label))
 
 
 def check_forward(impl: Implementation, case: Case, record: Record) -> None:

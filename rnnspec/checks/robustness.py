@@ -170,11 +170,7 @@ def check_deterministic(impl: Implementation, case: Case, record: Record) -> Non
     candidate = build(impl, case)
     first = run_quietly(candidate)
     second = run_quietly(candidate)
-    names = case.result_names()
-    for name, got, expected in zip(
-        names, (second.output, *second.states), (first.output, *first.states), strict=True
-    ):
-        record(compare(got, expected, f"{name} of a second identical run", EXACT, case.label()))
+    compare_outputs(second, first, case, record, tol=EXACT, suffix=" of a second identical run")
 
 
 # --- chunks with carried state ----------------------------------------------------------------
@@ -463,18 +459,12 @@ def check_unbatched(impl: Implementation, case: Case, record: Record) -> None:
         batched_hx = as_hx(tuple(state[:, None] for state in as_states(hx)))
         batch_x = x[None] if batch_axis == 0 else x[:, None]
         _, batched = call(candidate, batch_x, batched_hx)
-    tol = tolerance(case.dtype, case.steps, case.config.num_layers)
+    as_batch = Outputs(
+        np.expand_dims(expected.output, batch_axis),
+        tuple(np.expand_dims(state, 1) for state in expected.states),
+    )
     label = case.label().replace("unbatched", "B=1 (the unbatched input as a batch of one)")
-    names = case.result_names()
-    axes = [batch_axis] + [1] * len(expected.states)
-    for name, axis, got_value, expected_value in zip(
-        names,
-        axes,
-        (batched.output, *batched.states),
-        (expected.output, *expected.states),
-        strict=True,
-    ):
-        record(compare(got_value, np.expand_dims(expected_value, axis), name, tol, label))
+    compare_outputs(batched, as_batch, case, record, label)
 
 
 def cases(cells: Iterable[str]) -> list[Case]:
