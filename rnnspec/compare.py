@@ -47,6 +47,17 @@ def to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
 
+def allowed(expected: np.ndarray, tolerance: Tolerance) -> np.ndarray:
+    """The largest ``|got - expected|`` allowed, per element: ``atol + rtol * |expected|``."""
+    return tolerance.atol + tolerance.rtol * np.abs(expected)
+
+
+def within(got: Any, expected: Any, tolerance: Tolerance) -> bool:
+    """Whether every element of ``got`` is within ``tolerance`` of ``expected`` (no failure)."""
+    got_array, expected_array = to_numpy(got), to_numpy(expected)
+    return bool(np.all(np.abs(got_array - expected_array) <= allowed(expected_array, tolerance)))
+
+
 def _index(index: tuple[int, ...]) -> str:
     return "[" + ", ".join(str(int(i)) for i in index) + "]"
 
@@ -74,8 +85,7 @@ def compare(got: Any, expected: Any, what: str, tolerance: Tolerance, config: st
     if got_array.size == 0:
         return Comparison(what, 0.0, 0.0, tolerance, None, None, None, True)
     difference = np.abs(got_array - expected_array)
-    allowed = tolerance.atol + tolerance.rtol * np.abs(expected_array)
-    excess = difference - allowed
+    excess = difference - allowed(expected_array, tolerance)
     worst = tuple(int(i) for i in np.unravel_index(np.argmax(excess), excess.shape))
     relative = difference / np.maximum(np.abs(expected_array), np.finfo(np.float64).tiny)
     result = Comparison(

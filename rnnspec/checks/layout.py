@@ -17,7 +17,7 @@ import numpy as np
 from rnnspec.cases import Case, layout_case
 from rnnspec.checks import Record
 from rnnspec.checks.shapes import check_shape
-from rnnspec.compare import compare, to_numpy
+from rnnspec.compare import compare, to_numpy, within
 from rnnspec.config import canonical_name
 from rnnspec.harness import Candidate, Inputs, forward, make_inputs, require
 from rnnspec.protocol import Implementation
@@ -101,10 +101,6 @@ def rebuild_stack(
     return layer_input, finals
 
 
-def _within(got: np.ndarray, expected: np.ndarray, tol: Tolerance) -> bool:
-    return bool(np.all(np.abs(got - expected) <= tol.atol + tol.rtol * np.abs(expected)))
-
-
 def _slice_name(layer: int, direction: int) -> str:
     return f"layer={layer}, direction={DIRECTIONS[direction]}"
 
@@ -126,10 +122,8 @@ def _check_state_slices(
     for (layer, direction), value in wanted.items():
         held = got_array[layer * case.config.num_directions + direction]
         what = f"{name}[{_slice_name(layer, direction)}]"
-        if np.all(np.isfinite(held)) and not _within(held, value, tol):
-            holds = [
-                _slice_name(*key) for key, other in wanted.items() if _within(held, other, tol)
-            ]
+        if np.all(np.isfinite(held)) and not within(held, value, tol):
+            holds = [_slice_name(*key) for key, other in wanted.items() if within(held, other, tol)]
             if holds:
                 what += f" (holds {holds[0]})"
         record(compare(held, value, what, tol, label))
