@@ -39,12 +39,9 @@ class Results:
         category = next((c for c in CATEGORIES if c in report.keywords), None)
         if category is None:
             return
-        if report.when == "call" or (report.when == "setup" and not report.passed):
-            outcome = "skipped" if report.skipped else ("passed" if report.passed else "failed")
-            if report.when == "setup" and report.failed:
-                outcome = "failed"
-        else:
+        if not (report.when == "call" or (report.when == "setup" and not report.passed)):
             return
+        outcome = "skipped" if report.skipped else ("passed" if report.passed else "failed")
         comparisons = [value for key, value in report.user_properties if key == "rnnspec"]
         failure = next(
             (value for key, value in report.user_properties if key == "rnnspec-failure"),
