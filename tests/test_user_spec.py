@@ -8,7 +8,6 @@ and the conformance suite must run their cases.
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import subprocess
@@ -16,38 +15,38 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from reference import gold, nn
+from reference import gold
 from rnnspec import spec
+from rnnspec.cases import Case
 from rnnspec.compare import compare
 from rnnspec.config import RNNConfig
-from rnnspec.tolerance import FLOOR, Tolerance
 from rnnspec.weights import random_input, random_state, random_weights
+from tests.test_reference_vs_torch import (
+    EXACT,
+    cases,
+    check_gold_against_reference,
+    params,
+    reference_module,
+)
 
 SPECS = Path(__file__).parent / "specs"
 REPO = Path(__file__).resolve().parent.parent
 KINDS = ("indrnn", "mgu")
-EXACT = Tolerance(atol=FLOOR, rtol=0.0)  # the same float64 math, in another order
-STEPS, BATCH, LENGTHS = 5, 3, (5, 1, 3)
+STEPS = 5
 
 
 @contextmanager
 def user_specs() -> Iterator[None]:
     """Register the user specs; afterwards the registry is as it was."""
-    before = dict(spec._registered)
-    try:
+    with spec.isolated_registry():
         for kind in KINDS:
             spec.register(spec.load(SPECS / f"{kind}.toml"))
         yield
-    finally:
-        spec._registered.clear()
-        spec._registered.update(before)
 
 
 @pytest.fixture(autouse=True)
@@ -80,53 +79,13 @@ def test_user_cells() -> None:
     ] == (8, 4)
 
 
-def _configs() -> list[Any]:
-    found = []
-    flags = itertools.product(KINDS, (1, 2), (False, True), (True, False), (False, True))
-    for seed, (kind, layers, bidirectional, bias, batch_first) in enumerate(flags):
-        config = RNNConfig(
-            cell=kind,
-            input_size=5,
-            hidden_size=4,
-            num_layers=layers,
-            bidirectional=bidirectional,
-            bias=bias,
-            batch_first=batch_first,
-        )
-        for mode in ("padded", "packed", "unbatched"):
-            found.append(pytest.param(config, mode, seed, id=f"{config.describe()}-{mode}"))
-    return found
+with user_specs():  # the cells must resolve to build their cases
+    CASES = cases(KINDS, layers=(1, 2), given_states=(True,))
 
 
-def _reference(config: RNNConfig, weights: dict[str, np.ndarray]) -> nn.RNN:
-    module = nn.RNN(config, dtype=torch.float64)
-    module.load_state_dict({name: torch.from_numpy(value) for name, value in weights.items()})
-    return module
-
-
-@pytest.mark.parametrize(("config", "mode", "seed"), _configs())
-def test_torch_reference_equals_gold(config: RNNConfig, mode: str, seed: int) -> None:
-    batch = None if mode == "unbatched" else BATCH
-    lengths = LENGTHS if mode == "packed" else None
-    weights = random_weights(config, seed)
-    x = random_input(config, STEPS, batch, seed)
-    if lengths is not None:
-        valid = np.arange(STEPS)[:, None] < np.asarray(lengths)[None, :]
-        x = x * (valid.T if config.batch_first else valid)[..., None]
-    (h0,) = random_state(config, batch, seed)
-    given: Any = torch.from_numpy(x)
-    if lengths is not None:
-        given = pack_padded_sequence(
-            given, list(lengths), batch_first=config.batch_first, enforce_sorted=False
-        )
-    with torch.no_grad():
-        output, h_n = _reference(config, weights)(given, torch.from_numpy(h0))
-    if lengths is not None:
-        output = pad_packed_sequence(output, batch_first=config.batch_first)[0]
-    expected_output, expected_h_n = gold.forward(config, weights, x, h0, lengths)
-    label = f"{config.describe()} T={STEPS} {mode}"
-    compare(output, expected_output, "output", EXACT, label)
-    compare(h_n, expected_h_n, "h_n", EXACT, label)
+@pytest.mark.parametrize("case", params(CASES))
+def test_torch_reference_equals_gold(case: Case) -> None:
+    check_gold_against_reference(case)
 
 
 # Hand-written, independent of the specs: one step of each cell, and a network loop.
@@ -182,7 +141,7 @@ def test_equals_hand_written_loop(kind: str) -> None:
     (h0,) = random_state(config, 2, seed=4)
     expected_output, expected_h_n = hand_written(kind, config, weights, x, h0)
     with torch.no_grad():
-        torch_output, torch_h_n = _reference(config, weights)(
+        torch_output, torch_h_n = reference_module(config, weights)(
             torch.from_numpy(x), torch.from_numpy(h0)
         )
     gold_output, gold_h_n = gold.forward(config, weights, x, h0)
@@ -200,7 +159,7 @@ def test_gradcheck(kind: str) -> None:
     """Autograd through the generated reference agrees with finite differences."""
     config = RNNConfig(cell=kind, input_size=3, hidden_size=2, bidirectional=True)
     weights = random_weights(config, seed=6)
-    reference = _reference(config, weights)
+    reference = reference_module(config, weights)
     names = list(weights)
     x = torch.from_numpy(random_input(config, 3, 2, seed=6)).requires_grad_()
     h0 = torch.from_numpy(random_state(config, 2, seed=6)[0]).requires_grad_()
