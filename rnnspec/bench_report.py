@@ -112,6 +112,10 @@ def environment_lines(bench: Benchmarks) -> list[str]:
     return lines
 
 
+def _title(records: list[dict[str, Any]]) -> str:
+    return f"rnnspec speed report: {_values(records, 'implementation')}"
+
+
 def _values(records: list[dict[str, Any]], key: str) -> str:
     return ", ".join(str(value) for value in dict.fromkeys(record[key] for record in records))
 
@@ -211,8 +215,7 @@ NOTES = (
 
 def markdown(bench: Benchmarks, conformance: dict[str, Any] | None = None) -> str:
     records = bench.records
-    title = f"rnnspec speed report: {_values(records, 'implementation')}"
-    lines = [MARKER, f"# {title}", "", "## What ran", ""]
+    lines = [MARKER, f"# {_title(records)}", "", "## What ran", ""]
     lines += [f"- {line}" for line in environment_lines(bench)]
     warned = warnings_found(records)
     if warned:
@@ -384,7 +387,7 @@ def conformance_html(data: dict[str, Any]) -> str:
 
 def render_html(bench: Benchmarks, conformance: dict[str, Any] | None = None) -> str:
     records = bench.records
-    title = f"rnnspec speed report: {_values(records, 'implementation')}"
+    title = _title(records)
     parts = [
         "<!DOCTYPE html>",
         MARKER,
