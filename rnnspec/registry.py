@@ -57,7 +57,7 @@ def load(name_or_path: str) -> Implementation:
             "cannot import or build it",
             name_or_path,
         )
-    known = ", ".join(registered_names()) or "none"
+    known = ", ".join(sorted(entries)) or "none"
     raise UnknownImplementationError(
         f"unknown implementation; registered: {known} (or pass package.module:attribute)",
         name_or_path,
