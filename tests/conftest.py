@@ -1,5 +1,6 @@
 """Shared settings for the kit's own tests."""
 
+import builtins
 from collections.abc import Iterator
 
 import pytest
@@ -23,3 +24,14 @@ def no_leaked_specs() -> Iterator[None]:
     """A spec registered by one test is gone for the next."""
     with spec.isolated_registry():
         yield
+
+
+@pytest.fixture
+def no_eval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``eval`` and ``exec`` raise: the code under test must not run spec text as Python."""
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("spec text was evaluated")
+
+    monkeypatch.setattr(builtins, "eval", forbidden)
+    monkeypatch.setattr(builtins, "exec", forbidden)

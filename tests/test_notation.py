@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
-
 import pytest
 
 from rnnspec import notation
@@ -148,14 +146,8 @@ def test_syntax_error_is_a_spec_error_and_a_value_error() -> None:
     assert issubclass(SpecSyntaxError, ValueError)
 
 
-def test_spec_text_is_never_evaluated(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+def test_spec_text_is_never_evaluated(no_eval: None, tmp_path) -> None:
     """Parsing runs no Python: eval/exec are off limits, side-effecting calls are rejected."""
-
-    def forbidden(*args: object, **kwargs: object) -> None:
-        raise AssertionError("spec text was evaluated")
-
-    monkeypatch.setattr(builtins, "eval", forbidden)
-    monkeypatch.setattr(builtins, "exec", forbidden)
     assert parse("sigmoid(w[i] @ x + b[i])") == Call(
         "sigmoid", (BinOp("+", BinOp("@", Block("w", "i"), Name("x")), Block("b", "i")),)
     )

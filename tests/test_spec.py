@@ -7,7 +7,6 @@ Each broken spec below is a small edit of a valid one. The error must be a SpecE
 
 from __future__ import annotations
 
-import builtins
 import hashlib
 import re
 from dataclasses import dataclass
@@ -379,14 +378,8 @@ def test_valid_toy_loads() -> None:
     assert cell.equations[0].location == Location(Path("toy.toml"), 17, 6)
 
 
-def test_spec_text_is_never_evaluated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_spec_text_is_never_evaluated(no_eval: None, tmp_path: Path) -> None:
     """Loading runs no Python from the file; an equation with a side effect is rejected."""
-
-    def forbidden(*args: object, **kwargs: object) -> None:
-        raise AssertionError("spec text was evaluated")
-
-    monkeypatch.setattr(builtins, "eval", forbidden)
-    monkeypatch.setattr(builtins, "exec", forbidden)
     for path in spec.shipped_spec_paths():
         spec.load(path)
     sentinel = tmp_path / "evaluated"
