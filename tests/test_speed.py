@@ -16,8 +16,6 @@ import torch
 
 import conformance
 from rnnspec import bench_report, builtins, flops, speed
-from rnnspec.cases import Case
-from rnnspec.config import RNNConfig
 from rnnspec.harness import Unsupported
 from rnnspec.protocol import Implementation
 
@@ -25,7 +23,7 @@ pytest_plugins = ["pytester"]
 
 SPEED_TESTS = str(Path(conformance.__file__).resolve().parent / "test_speed.py")
 QUIET = ("-p", "no:cacheprovider")
-TINY = Case(RNNConfig(cell="lstm", input_size=4, hidden_size=4), 3, 2, "float32", given_state=False)
+TINY = speed.point_case("lstm", (3, 2, 4))
 
 
 def test_sweep_varies_one_axis_at_a_time() -> None:
