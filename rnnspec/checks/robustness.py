@@ -254,8 +254,6 @@ def check_packed(impl: Implementation, case: Case, record: Record) -> None:
     candidate, expected = build_with_gold(impl, case)
     inputs = candidate.inputs
     alone = build(impl, case.replace(lengths=None, batch=1), replace(inputs, lengths=None))
-    tol = tolerance(case.dtype, case.steps, case.config.num_layers)
-    names = case.state_names()
     with no_grad(candidate), quiet():
         got = candidate.run(*candidate.prepare())
         compare_outputs(got, expected, case, record)
@@ -265,29 +263,12 @@ def check_packed(impl: Implementation, case: Case, record: Record) -> None:
                 tuple(alone.tensor(state[:, index : index + 1]) for state in inputs.hx or ())
             )
             _, single = call(alone, x, hx)
-            where = f"sequence {index} (length {length}) run alone"
-            label = case.label()
-            record(
-                compare(
-                    single.output,
-                    _sequence(expected.output, case, index, length),
-                    f"output of {where}",
-                    tol,
-                    label,
-                )
+            sequence = Outputs(
+                _sequence(expected.output, case, index, length),
+                tuple(state[:, index : index + 1] for state in expected.states),
             )
-            for name, got_state, expected_state in zip(
-                names, single.states, expected.states, strict=True
-            ):
-                record(
-                    compare(
-                        got_state,
-                        expected_state[:, index : index + 1],
-                        f"{name} of {where}",
-                        tol,
-                        label,
-                    )
-                )
+            where = f" of sequence {index} (length {length}) run alone"
+            compare_outputs(single, sequence, case, record, suffix=where)
 
 
 # --- dropout ----------------------------------------------------------------------------------
