@@ -86,12 +86,6 @@ def require(impl: Implementation, case: Case, gradients: bool = False) -> None:
         raise Unsupported(reason)
 
 
-def torch_dtype(name: str) -> Any:
-    import torch
-
-    return getattr(torch, name)
-
-
 def guard(what: str, case: Case, action: Callable[[], Any]) -> Any:
     """Run ``action``; an exception from the candidate becomes a 'raised' failure."""
     __tracebackhide__ = True
@@ -119,7 +113,7 @@ class Candidate:
             import torch
 
             self.device = torch.device(case.device)
-            self.dtype = torch_dtype(case.dtype)
+            self.dtype = getattr(torch, case.dtype)
             weights: Mapping[str, Any] = {
                 name: torch.as_tensor(value).to(self.device, self.dtype)
                 for name, value in inputs.weights.items()
