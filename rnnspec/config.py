@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rnnspec.errors import ConfigError
@@ -54,9 +54,6 @@ class RNNConfig:
 
     def replace(self, **changes: Any) -> RNNConfig:
         return replace(self, **changes)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def describe(self) -> str:
         """A short label, e.g. ``lstm I=5 H=4 layers=2 bidirectional batch_first``."""
