@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from reference.gold import forward
-from rnnspec import cli, diagnosis
+from rnnspec import cli, diagnosis, harness
 from rnnspec.builtins import torch_nn
 from rnnspec.cases import Case
 from rnnspec.checks import ignore, parity
@@ -103,11 +102,10 @@ def test_every_hypothesis_predicts_and_shows_on_some_shipped_cell():
 )
 def test_the_canonical_model_is_the_gold(case):
     inputs = make_inputs(case)
-    output, states = forward(case.config, inputs.weights, inputs.x, inputs.hx, inputs.lengths)
-    states = states if isinstance(states, tuple) else (states,)
+    gold = harness.gold(case, inputs)
     canonical = diagnosis.canonical_inputs(case, inputs)
     got = diagnosis.predict(diagnosis.Model(case.config.resolve()), case.config, *canonical)
-    expected = diagnosis._time_major(case, output, states)
+    expected = diagnosis._time_major(case, gold.output, gold.states)
     for a, b in zip(got.arrays(), expected.arrays(), strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-14)
 
