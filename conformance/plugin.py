@@ -161,16 +161,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     provider = options.pop("provider")
     cells = [cell.name for loaded in spec.all_specs().values() for cell in loaded.cells.values()]
     impl = metafunc.config.stash.get(IMPLEMENTATION_KEY, None)
-    supported = [cell for cell in cells if impl is None or _declares(impl, cell)]
+    supported = [cell for cell in cells if impl is None or impl.capabilities.declares(cell)]
     found = provider(supported, **options)
     # One representative case per undeclared cell: it is skipped with the reason.
     for cell in sorted(set(cells) - set(supported)):
         found += provider([cell], **options)[:1]
     metafunc.parametrize("case", found, ids=[case.id() for case in found])
-
-
-def _declares(impl: Implementation, cell: str) -> bool:
-    return "*" in impl.capabilities.cells or cell in impl.capabilities.cells
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ import numpy as np
 from reference.compose import NumpyOps, reverse_index
 from rnnspec import codegen, notation
 from rnnspec.cases import Case
-from rnnspec.compare import CheckFailure, to_numpy
+from rnnspec.compare import CheckFailure, allowed, to_numpy
 from rnnspec.config import RNNConfig, canonical_name
 from rnnspec.errors import ConfigError, Location, SpecSemanticError
 from rnnspec.harness import Candidate, Inputs, Outputs, make_inputs, no_grad, require
@@ -451,7 +451,7 @@ def _excess(
     if predicted.shape != got.shape:
         return None, float("inf")
     difference = np.abs(got - predicted)
-    ratio = difference / (tol.atol + tol.rtol * np.abs(predicted))
+    ratio = difference / allowed(predicted, tol)
     ratio = np.where(np.isfinite(ratio), ratio, np.inf)
     finite = np.isfinite(difference).all()
     return ratio, float(difference.max(initial=0.0)) if finite else float("inf")
@@ -909,11 +909,13 @@ def _command(args: Any) -> int:
     from rnnspec import registry
 
     impl = registry.load(args.impl)
-    supported = impl.capabilities.cells
+    declared = impl.capabilities
     known = [cell.name for loaded in all_specs().values() for cell in loaded.cells.values()]
-    cells = [args.cell] if args.cell else [c for c in known if c in supported or "*" in supported]
+    cells = [args.cell] if args.cell else [c for c in known if declared.declares(c)]
     if not cells:
-        raise ConfigError(f"{impl.name} declares no known cell ({', '.join(sorted(supported))})")
+        raise ConfigError(
+            f"{impl.name} declares no known cell ({', '.join(sorted(declared.cells))})"
+        )
     failed = 0
     for cell in cells:
         cases = [case_from_options(cell, args.config)] if args.config else diagnostic_cases(cell)

@@ -44,6 +44,10 @@ class Capabilities:
     devices: frozenset[str] = ALL_DEVICES
     gradients: bool = True
 
+    def declares(self, cell: str) -> bool:
+        """Whether ``cell`` (``"gru:reset_before"``) is among the declared cells."""
+        return "*" in self.cells or cell in self.cells
+
     def unsupported(
         self,
         config: RNNConfig,
@@ -57,7 +61,7 @@ class Capabilities:
         """Why this candidate cannot run the case, or None when it can."""
         checks = [
             (
-                config.cell not in self.cells and "*" not in self.cells,
+                not self.declares(config.cell),
                 f"cell {config.cell} not supported (supports: {', '.join(sorted(self.cells))})",
             ),
             (
