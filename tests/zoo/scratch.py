@@ -308,7 +308,7 @@ def implementation(
 correct = implementation()
 
 
-def projection_skipped(name: str = "scratch:projection_skipped") -> Implementation:
+def projection_skipped(name: str) -> Implementation:
     """An LSTM that ignores ``proj_size``: built without W_hr, h and output are H wide.
 
     Its loader drops ``weight_hr`` and pads ``weight_hh`` (4H, P) with zero columns to (4H, H).
