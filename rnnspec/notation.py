@@ -7,6 +7,7 @@ Spec text is never evaluated. ``parse`` turns one expression into a small immuta
 from __future__ import annotations
 
 import ast
+import math
 import operator
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from rnnspec.errors import Location, SpecSyntaxError
 
 FUNCTIONS = frozenset({"sigmoid", "tanh", "relu", "hard_sigmoid", "identity"})
+MAX_LENGTH = 1000  # characters of one equation
+MAX_DEPTH = 64  # nesting of its syntax tree
 _ARITHMETIC: Mapping[str, Callable[[float, float], float]] = {
     "+": operator.add,
     "-": operator.sub,
@@ -105,6 +108,8 @@ def parse(source: str, location: Location) -> Positioned:
     ``location`` is where ``source`` starts in the file; offsets count characters of
     ``source``, leading whitespace and line breaks included (see :func:`position`).
     """
+    if len(source) > MAX_LENGTH:
+        raise SpecSyntaxError(f"equation is longer than {MAX_LENGTH} characters", location)
     stripped = source.strip()
     lead = len(source) - len(source.lstrip())
     starts = [0, *(index + 1 for index, char in enumerate(stripped) if char == "\n")]
@@ -117,6 +122,12 @@ def parse(source: str, location: Location) -> Positioned:
     except SyntaxError as error:
         where = position(location, source, offset(error.lineno, (error.offset or 1) - 1))
         raise SpecSyntaxError(f"cannot parse equation {source!r}: {error.msg}", where) from None
+    except (RecursionError, MemoryError):  # the parser's own nesting limits
+        raise SpecSyntaxError(f"equation nested more than {MAX_DEPTH} levels", location) from None
+    deep = _too_deep(tree)
+    if deep is not None:
+        where = position(location, source, offset(deep.lineno, deep.col_offset))
+        raise SpecSyntaxError(f"equation nested more than {MAX_DEPTH} levels", where)
     offsets: dict[Expr, int] = {}
 
     def fail(message: str, at: ast.AST) -> SpecSyntaxError:
@@ -129,6 +140,17 @@ def parse(source: str, location: Location) -> Positioned:
         return result
 
     return Positioned(convert(tree.body), source, offsets)
+
+
+def _too_deep(tree: ast.Expression) -> ast.expr | None:
+    """The first expression node deeper than MAX_DEPTH, found without recursion."""
+    stack: list[tuple[ast.AST, int]] = [(tree.body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH and isinstance(node, ast.expr):
+            return node
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return None
 
 
 def position(location: Location, source: str, offset: int) -> Location:
@@ -148,8 +170,14 @@ def _convert(
     if isinstance(node, ast.Constant):
         value = node.value
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise fail(f"only int and float constants are allowed, got {value!r}", node)
-        return Number(float(value))
+            raise fail(f"only int and float constants are allowed, got {value!r:.80}", node)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise fail(f"the number {value!r:.20} is too large (not a finite float)", node)
+        return Number(number)
     if isinstance(node, ast.Name):
         return Name(node.id)
     if isinstance(node, ast.Subscript):
