@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import keyword
+import os
 import re
+import stat
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
 from rnnspec import notation
-from rnnspec.errors import Location, SpecError, SpecSemanticError, SpecSyntaxError
+from rnnspec.errors import CodegenError, Location, SpecError, SpecSemanticError, SpecSyntaxError
 from rnnspec.notation import BinOp, Block, Call, Expr, Name, Neg, Number
 
 if sys.version_info >= (3, 11):
@@ -31,7 +33,13 @@ else:  # pragma: no cover
 SPECS_DIR = Path(__file__).parent / "specs"
 DIMENSIONS = ("input", "hidden", "proj")
 INPUT = "x"
+MAX_SPEC_BYTES = 256 * 1024
+MAX_TEXT_LENGTH = 1000  # title, summary, symbol
 Shape = tuple[str, ...]
+# Names become identifiers of the generated code, kinds and variants also its files and
+# functions: ASCII only, so that no two spellings (NFKC) name the same variable, and no
+# leading underscore (no dunders).
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 
 @dataclass(frozen=True)
@@ -179,10 +187,19 @@ _registered: dict[str, Spec] = {}
 
 
 def register(spec: Spec) -> Spec:
-    """Make a user's spec resolvable by kind name (``--spec FILE`` does this)."""
-    if spec.kind in shipped_specs() and shipped_specs()[spec.kind].digest != spec.digest:
-        raise SpecSemanticError(f"{spec.path}: kind {spec.kind!r} is already a shipped spec")
-    _registered[spec.kind] = spec
+    """Make a user's spec resolvable by kind name (``--spec FILE`` does this).
+
+    Registering the same kind again is fine with the same content, refused with another.
+    """
+    known = all_specs().get(spec.kind)
+    if known is not None and known.digest != spec.digest:
+        where = (
+            "a shipped spec" if spec.kind in shipped_specs() else f"registered from {known.path}"
+        )
+        raise SpecSemanticError(
+            f"{spec.path}: kind {spec.kind!r} is already {where}, with different content"
+        )
+    _registered.setdefault(spec.kind, spec)
     return spec
 
 
@@ -206,12 +223,27 @@ def resolve(name: str) -> Cell:
     kind, _, variant = name.partition(":")
     specs = all_specs()
     if kind.endswith(".toml"):
-        spec = load(Path(kind))
+        spec = _load_unchanged(kind)
     elif kind in specs:
         spec = specs[kind]
     else:
         raise SpecSemanticError(f"unknown cell kind {kind!r} (known: {', '.join(sorted(specs))})")
     return spec.cell(variant or None)
+
+
+def _load_unchanged(path: str) -> Spec:
+    """:func:`load`, reused while the file is unchanged: a cell named by its file is
+    resolved once per case."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return load(path)
+    return _load_cached(path, status.st_ino, status.st_mtime_ns, status.st_size)
+
+
+@lru_cache(maxsize=16)
+def _load_cached(path: str, *stamp: int) -> Spec:
+    return load(path)
 
 
 def supports_proj(name: str) -> bool:
@@ -220,19 +252,20 @@ def supports_proj(name: str) -> bool:
 
 
 def load(path: Path | str) -> Spec:
+    """Load and validate a spec file; every problem is one :class:`SpecError`."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise SpecError(f"cannot read spec file {path}: {error}") from None
-    return loads(text, path)
+    return loads(_read(path), path)
 
 
 def loads(text: str, path: Path | str = "<spec>") -> Spec:
+    """Parse, validate and trial-generate a spec; its text is data, never evaluated."""
     path = Path(path)
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(f"{path}: spec is longer than {MAX_SPEC_BYTES} characters")
     data = _parse_toml(text, path)
     digest = hashlib.sha256(text.encode()).hexdigest()
     source = _Source(text, path)
+    _check_schema(data, source)
     cell_table = _table(data, "cell", source)
     kind = _required(cell_table, "name", str, source, "cell")
     base_variant = cell_table.get("variant", "default")
@@ -241,7 +274,38 @@ def loads(text: str, path: Path | str = "<spec>") -> Spec:
     for variant, overrides in _table(data, "variants", source, required=False).items():
         merged = _merge_variant(data, overrides)
         cells[variant] = _build_cell(merged, kind, variant, False, source, digest)
-    return Spec(kind, path, digest, base_variant, cells)
+    loaded = Spec(kind, path, digest, base_variant, cells)
+    _check_generates(loaded, source)
+    return loaded
+
+
+def _read(path: Path) -> str:
+    """The text of a regular file of at most MAX_SPEC_BYTES, checked before reading it."""
+
+    def refuse(reason: str) -> SpecError:
+        return SpecError(f"cannot read spec file {path}: {reason}")
+
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block
+    except OSError as error:
+        raise refuse(error.strerror or str(error)) from None
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise refuse("not a regular file")
+        if status.st_size > MAX_SPEC_BYTES:
+            raise refuse(f"{status.st_size} bytes, more than the limit of {MAX_SPEC_BYTES}")
+        data = os.read(descriptor, MAX_SPEC_BYTES + 1)
+    except OSError as error:
+        raise refuse(error.strerror or str(error)) from None
+    finally:
+        os.close(descriptor)
+    if len(data) > MAX_SPEC_BYTES:
+        raise refuse(f"more than the limit of {MAX_SPEC_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise refuse(f"not UTF-8 text (byte {error.start})") from None
 
 
 @cache
@@ -277,17 +341,25 @@ class _Source:
             return Location(self.path, line, index - self.text.rfind("\n", 0, index))
         return Location(self.path, 1, 1)
 
-    def locate_key(self, key: str) -> Location:
-        match = re.search(rf"^[ \t]*\[?{re.escape(key)}\b", self.text, re.MULTILINE)
-        if not match:
+    def locate_key(self, key: str, table: str = "") -> Location:
+        """The line that sets ``key`` (the first after table ``[table]``'s header, if given)."""
+        start = 0
+        if table:
+            header = re.search(rf"^[ \t]*\[[ \t]*{re.escape(table)}[ \t]*\]", self.text, re.M)
+            start = header.end() if header else 0
+        pattern = re.compile(rf"^[ \t]*\[?{re.escape(key)}\b", re.MULTILINE)
+        match = pattern.search(self.text, start) or pattern.search(self.text)
+        index = match.start() if match else self.text.find(key)
+        if index < 0:
             return Location(self.path, 1, 1)
-        line = self.text.count("\n", 0, match.start()) + 1
-        return Location(self.path, line, 1)
+        return Location(self.path, self.text.count("\n", 0, index) + 1, 1)
 
 
 def _parse_toml(text: str, path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
+    except RecursionError:
+        raise SpecSyntaxError("invalid TOML: nested too deeply", Location(path, 1, 1)) from None
     except tomllib.TOMLDecodeError as error:
         message = str(error)
         match = re.search(r"\(at line (\d+), column (\d+)\)", message)
@@ -314,6 +386,140 @@ def _required(table: Mapping[str, Any], key: str, kind: type, source: _Source, w
             f"[{where}] needs {key!r} of type {kind.__name__}", source.locate_key(where)
         )
     return value
+
+
+# The keys each table may hold and their TOML types; anything else is refused.
+_CELL_KEYS: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "variant": str,
+    "title": str,
+    "summary": str,
+    "gates": list,
+    "output": str,
+    "torch": dict,
+}
+_SCHEMAS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "": {"cell": dict, "state": dict, "parameters": dict, "equations": dict, "variants": dict},
+    "cell": _CELL_KEYS,
+    "variant": {
+        "cell": dict,
+        "torch": dict,
+        "summary": str,
+        "gates": list,
+        "parameters": dict,
+        "state": dict,
+        "equations": dict,
+    },
+    "variant cell": {
+        key: kind for key, kind in _CELL_KEYS.items() if key not in ("name", "variant")
+    },
+    "torch": {"module": str, "nonlinearity": str},
+    "state": {"size": str, "projection": str},
+    "parameter": {
+        "blocks": (str, list),
+        "shape": list,
+        "bias": bool,
+        "optional": str,
+        "symbol": str,
+    },
+}
+_TYPE_NAMES: dict[type, str] = {
+    str: "a string",
+    list: "an array",
+    dict: "a table",
+    bool: "true or false",
+}
+
+
+def _check_schema(data: Mapping[str, Any], source: _Source) -> None:
+    """Every key known and every value of its type, before anything reads them."""
+    _check_table(data, "", "", source)
+    for name, table in data.get("state", {}).items():
+        _check_table(table, "state", f"state.{name}", source)
+    for name, table in data.get("parameters", {}).items():
+        _check_parameter(table, f"parameters.{name}", source)
+    _check_equations(data.get("equations", {}), "equations", source)
+    cell = data.get("cell", {})
+    _check_table(cell, "cell", "cell", source)
+    _check_table(cell.get("torch", {}), "torch", "cell.torch", source)
+    for variant, overrides in data.get("variants", {}).items():
+        where = f"variants.{variant}"
+        _check_table(overrides, "variant", where, source)
+        _check_table(overrides.get("cell", {}), "variant cell", f"{where}.cell", source)
+        torch_tables = (overrides.get("torch", {}), overrides.get("cell", {}).get("torch", {}))
+        for torch_table in torch_tables:
+            _check_table(torch_table, "torch", f"{where}.torch", source)
+        for name, table in overrides.get("state", {}).items():
+            _check_table(table, "state", f"{where}.state.{name}", source)
+        for name, table in overrides.get("parameters", {}).items():
+            _check_parameter(table, f"{where}.parameters.{name}", source)
+        _check_equations(overrides.get("equations", {}), f"{where}.equations", source)
+
+
+def _check_table(value: Any, schema: str, where: str, source: _Source) -> None:
+    label = f"[{where}]" if where else "the top level"
+    if not isinstance(value, dict):
+        parent, _, key = where.rpartition(".")
+        raise SpecSemanticError(
+            f"{label} must be a table, got {_type_name(value)}", source.locate_key(key, parent)
+        )
+    keys = _SCHEMAS[schema]
+    for key, item in value.items():
+        if key not in keys:
+            raise SpecSemanticError(
+                f"unknown key {key!r} in {label} (known: {', '.join(keys)})",
+                source.locate_key(key, where),
+            )
+        allowed = keys[key]
+        kinds = allowed if isinstance(allowed, tuple) else (allowed,)
+        if not isinstance(item, kinds):
+            expected = " or ".join(_TYPE_NAMES[kind] for kind in kinds)
+            raise SpecSemanticError(
+                f"{label} {key} must be {expected}, got {_type_name(item)}",
+                source.locate_key(key, where),
+            )
+        if isinstance(item, list) and not all(isinstance(entry, str) for entry in item):
+            raise SpecSemanticError(
+                f"{label} {key} must be an array of strings, got {item!r:.80}",
+                source.locate_key(key, where),
+            )
+        if isinstance(item, str) and key in ("title", "summary", "symbol"):
+            _check_text(item, f"{label} {key}", source.locate_key(key, where))
+
+
+def _check_parameter(table: Any, where: str, source: _Source) -> None:
+    _check_table(table, "parameter", where, source)
+    if isinstance(table.get("blocks"), str) and table["blocks"] != "gates":
+        raise SpecSemanticError(
+            f'[{where}] blocks must be "gates" or an array of gate names, '
+            f"got {table['blocks']!r:.80}",
+            source.locate_key("blocks", where),
+        )
+
+
+def _check_equations(table: Any, where: str, source: _Source) -> None:
+    if not isinstance(table, dict):
+        raise SpecSemanticError(
+            f"[{where}] must be a table, got {_type_name(table)}", source.locate_key(where)
+        )
+    for target, text in table.items():
+        if not isinstance(text, str):
+            raise SpecSemanticError(
+                f"equation for {target!r} must be a string, got {_type_name(text)}",
+                source.locate_key(target),
+            )
+
+
+def _check_text(text: str, what: str, where: Location) -> None:
+    if len(text) > MAX_TEXT_LENGTH:
+        raise SpecSemanticError(f"{what} is longer than {MAX_TEXT_LENGTH} characters", where)
+    unprintable = next((char for char in text if not char.isprintable() and char != "\n"), None)
+    if unprintable is not None:
+        raise SpecSemanticError(f"{what} holds the control character {unprintable!r}", where)
+
+
+def _type_name(value: Any) -> str:
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
 
 
 def _merge_variant(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -344,6 +550,9 @@ def _build_cell(
     gates = tuple(cell.get("gates", ()))
     if not gates or not all(isinstance(gate, str) for gate in gates):
         raise SpecSemanticError("[cell] needs a non-empty list 'gates'", source.locate_key("cell"))
+    repeated = next((gate for gate in gates if gates.count(gate) > 1), None)
+    if repeated is not None:
+        raise SpecSemanticError(f"gate {repeated!r} is listed twice", source.locate_key("gates"))
     states = tuple(
         _state(name, table, source) for name, table in _table(data, "state", source).items()
     )
@@ -364,7 +573,9 @@ def _build_cell(
         parsed = notation.parse(text, location)
         equations.append(Equation(target, parsed.expr, text, location, parsed.offsets))
     torch_table = cell.get("torch")
-    torch_equivalent = TorchEquivalent(**torch_table) if isinstance(torch_table, dict) else None
+    if torch_table is not None and "module" not in torch_table:
+        raise SpecSemanticError("[cell] torch needs 'module'", source.locate_key("torch"))
+    torch_equivalent = TorchEquivalent(**torch_table) if torch_table is not None else None
     result = Cell(
         kind=kind,
         variant=variant,
@@ -488,9 +699,12 @@ def _validate(cell: Cell, source: _Source) -> None:
         raise SpecSemanticError(f"{cell.name}: output {cell.output!r} is not a state", where)
 
 
-def _validate_names(cell: Cell, source: _Source) -> None:
-    """Every name becomes a variable of the generated code: a Python identifier, not a keyword."""
-    declared = [
+def _declared_names(cell: Cell, source: _Source) -> list[tuple[str, str, Location]]:
+    """Every name the spec gives, what it names and where it is written."""
+    variant_at = source.locate(cell.variant, "[cell]" if cell.is_base else "[variants")
+    return [
+        ("kind", cell.kind, source.locate(cell.kind, "[cell]")),
+        ("variant", cell.variant, variant_at),
         *(("gate", name, source.locate(name, "gates")) for name in cell.gates),
         *(("state", s.name, source.locate_key(f"state.{s.name}")) for s in cell.states),
         *(
@@ -499,12 +713,41 @@ def _validate_names(cell: Cell, source: _Source) -> None:
         ),
         *(("equation target", eq.target, eq.location) for eq in cell.equations),
     ]
-    for what, name, where in declared:
-        if not name.isidentifier() or keyword.iskeyword(name):
+
+
+def _validate_names(cell: Cell, source: _Source) -> None:
+    """Every name becomes an identifier of the generated code (see ``_NAME``)."""
+    for what, name, where in _declared_names(cell, source):
+        if not _NAME.match(name) or keyword.iskeyword(name):
+            owner = "" if what in ("kind", "variant") else f"{cell.name}: "
             raise SpecSemanticError(
-                f"{cell.name}: {what} {name!r} is not a valid name (an identifier, not a keyword)",
+                f"{owner}{what} {name!r:.80} is not a valid name "
+                "(an ASCII letter, then letters, digits or _; not a Python keyword)",
                 where,
             )
+
+
+def _check_generates(loaded: Spec, source: _Source) -> None:
+    """Generate the code of every backend now: a name it cannot use is refused at load."""
+    from rnnspec import codegen  # codegen builds on this module
+
+    for cell in loaded.cells.values():
+        for what, name in codegen.collisions(cell):
+            where = next(
+                (at for _, declared, at in _declared_names(cell, source) if declared == name),
+                Location(source.path, 1, 1),
+            )
+            raise SpecSemanticError(
+                f"{cell.name}: {what} {name!r} collides with a name the generated code uses; "
+                "rename it",
+                where,
+            )
+    for backend in codegen.BACKENDS:
+        try:
+            codegen.generate_module(loaded, backend)
+        except CodegenError as error:
+            message = f"cannot generate the {backend} reference: {error}"
+            raise SpecSemanticError(message, Location(source.path, 1, 1)) from None
 
 
 def _infer(

@@ -268,7 +268,15 @@ BAD = [
         12,
         "toy: equation target 'my-gate' is not a valid name",
     ),
-    Bad("missing-cell", toy(("[cell]", "[sell]")), SEMANTIC, 1, 1, "missing table [cell]"),
+    Bad(
+        "missing-cell",
+        toy(('[cell]\nname = "toy"\ngates = ["h"]\n\n', "")),
+        SEMANTIC,
+        1,
+        1,
+        "missing table [cell]",
+    ),
+    Bad("misspelt-cell", toy(("[cell]", "[sell]")), SEMANTIC, 1, 1, "unknown key 'sell'"),
     Bad("missing-name", toy(('name = "toy"\n', "")), SEMANTIC, 1, 1, "[cell] needs 'name'"),
     Bad(
         "state-size-unknown",
@@ -474,6 +482,15 @@ def test_resolve_a_path(tmp_path: Path) -> None:
     path.write_text(TOY, encoding="utf-8")
     assert spec.resolve(str(path)).name == "toy"
     assert spec.resolve(str(path)).path == path
+
+
+def test_resolve_a_path_reuses_the_file_until_it_changes(tmp_path: Path) -> None:
+    path = tmp_path / "toy.toml"
+    path.write_text(TOY, encoding="utf-8")
+    first = spec.resolve(str(path))
+    assert spec.resolve(str(path)) is first
+    path.write_text(TOY.replace('name = "toy"', 'name = "toy"\ntitle = "Changed"'), "utf-8")
+    assert spec.resolve(str(path)).title == "Changed"
 
 
 def test_composition_state_index() -> None:
