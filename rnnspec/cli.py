@@ -145,6 +145,8 @@ def _write_inside(root: Path, relative: Path, text: str) -> None:
     """Write ``root / relative`` atomically, never through a symbolic link below ``root``:
     each directory is opened with O_NOFOLLOW and the file replaced by a rename."""
     where = root
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"cannot write {root}: not a directory")
     try:
         root.mkdir(parents=True, exist_ok=True)
         directory = os.open(root, os.O_RDONLY | os.O_DIRECTORY)

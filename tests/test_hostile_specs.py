@@ -510,7 +510,7 @@ def test_generate_into_a_file_is_one_line(tmp_path: Path, capsys) -> None:
     out.write_text("mine\n", encoding="utf-8")
     code, err = generate(capsys, out)
     assert code == 2
-    assert err.startswith(f"rnnspec: error: cannot write {out}") and err.count("\n") == 1, err
+    assert err == f"rnnspec: error: cannot write {out}: not a directory\n"
     assert out.read_text(encoding="utf-8") == "mine\n"
 
 
@@ -525,3 +525,19 @@ def test_generate_into_a_read_only_directory_is_one_line(tmp_path: Path, capsys)
         out.chmod(0o755)
     assert code == 2
     assert err.startswith(f"rnnspec: error: cannot write {out}") and err.count("\n") == 1, err
+
+
+def test_generate_reports_a_refused_write_as_one_line(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same OSError a read-only directory gives a user who is not root."""
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", refused)
+    code, err = generate(capsys, tmp_path / "out")
+    assert code == 2
+    assert err.startswith(f"rnnspec: error: cannot write {tmp_path / 'out'}"), err
+    assert err.endswith(": Permission denied\n") and err.count("\n") == 1, err
+    assert [path.name for path in (tmp_path / "out").rglob("*") if path.is_file()] == []
