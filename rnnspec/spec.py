@@ -2,8 +2,10 @@
 
 A spec file describes one cell kind: its gates in canonical stacking order, its state,
 its parameters with per-gate block shapes, and its update equations in the notation of
-:mod:`rnnspec.notation`. Named variants override parts of it. Validation checks names,
-shapes and that every gate and state is assigned, and reports ``file:line:column``.
+:mod:`rnnspec.notation`. Named variants override parts of it. Validation checks every key
+and type, names, shapes and that every gate and state is assigned, generates the code of
+every backend once, and reports each problem as one ``file:line:column: message``. Spec
+text is data in every field: nothing in it is ever evaluated.
 """
 
 from __future__ import annotations
