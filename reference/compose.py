@@ -1,7 +1,9 @@
 """Compose generated layer functions into networks, once for every backend.
 
 The rules (state index, direction order, reverse within lengths, dropout between layers)
-are those of ``rnnspec/specs/composition.toml``.
+are those of ``rnnspec/specs/composition.toml``. :func:`run` also composes the ways people
+get them wrong (``REVERSE_MODES``, ``FEEDS``), so the diagnosis can predict what such a
+network computes with the same loop.
 """
 
 from __future__ import annotations
@@ -72,6 +74,10 @@ class TorchOps:
         return torch.stack(list(parts))
 
 
+REVERSE_MODES = ("aligned", "over_padding", "not_realigned")
+FEEDS = ("in_order", "swapped")
+
+
 def reverse_index(lengths: np.ndarray, steps: int) -> np.ndarray:
     """index[t, b] = lengths[b] - 1 - t inside the sequence, t on the padding."""
     t = np.arange(steps)[:, None]
@@ -88,9 +94,22 @@ def run(
     num_directions: int,
     lengths: Any = None,
     between_layers: Callable[[Any], Any] | None = None,
+    *,
+    reverse: str = "aligned",
+    feed: str = "in_order",
 ) -> tuple[Any, tuple[Any, ...]]:
-    """Run a time-major batched network; ``states`` are the stacked (L*D, B, size) states."""
+    """Run a time-major batched network; ``states`` are the stacked (L*D, B, size) states.
+
+    The composition of the specs is the default. Deliberately wrong ones, for the diagnosis:
+    ``reverse="over_padding"`` runs the reverse direction from the padded end of each
+    sequence over its padding, ``reverse="not_realigned"`` leaves its outputs in processing
+    order; ``feed="swapped"`` feeds the layers above the first the directions' outputs
+    reverse first.
+    """
+    if reverse not in REVERSE_MODES or feed not in FEEDS:
+        raise ValueError(f"reverse must be in {REVERSE_MODES} and feed in {FEEDS}")
     masks = ops.masks(lengths, x.shape[0]) if lengths is not None else None
+    within = None if reverse == "over_padding" else lengths
     index_of = composition().index
     finals: list[list[Any]] = [[None] * (num_layers * num_directions) for _ in states]
     layer_input = x
@@ -99,14 +118,21 @@ def run(
         for direction in range(num_directions):
             index = index_of(layer_number, direction, num_directions)
             initial = tuple(state[index] for state in states)
-            source = layer_input if direction == 0 else ops.reverse(layer_input, lengths)
-            output, final = layer(
-                source, initial, **layer_weights(layer_number, direction), masks=masks
-            )
-            outputs.append(output if direction == 0 else ops.reverse(output, lengths))
+            weights = layer_weights(layer_number, direction)
+            if direction == 0:
+                output, final = layer(layer_input, initial, **weights, masks=masks)
+            else:
+                source = ops.reverse(layer_input, within)
+                step_masks = None if reverse == "over_padding" else masks
+                output, final = layer(source, initial, **weights, masks=step_masks)
+                output = ops.reverse(output, within)
+                if reverse == "not_realigned":
+                    output = ops.reverse(output, None)
+            outputs.append(output)
             for kind, value in enumerate(final):
                 finals[kind][index] = value
-        layer_input = ops.cat(outputs)
-        if between_layers is not None and layer_number < num_layers - 1:
+        last = layer_number == num_layers - 1
+        layer_input = ops.cat(outputs[::-1] if feed == "swapped" and not last else outputs)
+        if between_layers is not None and not last:
             layer_input = between_layers(layer_input)
     return layer_input, tuple(ops.stack(values) for values in finals)

@@ -6,10 +6,10 @@ import itertools
 from collections.abc import Iterable
 from typing import Any
 
-from rnnspec import diagnosis
 from rnnspec.cases import Case, make_case
 from rnnspec.checks import Record
 from rnnspec.compare import CheckFailure, compare
+from rnnspec.diagnosis import annotate
 from rnnspec.harness import Candidate, Outputs, forward, gold, make_inputs, require
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
@@ -75,5 +75,5 @@ def check_forward(impl: Implementation, case: Case, record: Record) -> None:
     try:
         compare_outputs(got, expected, case, record)
     except CheckFailure as failure:
-        diagnosis.annotate(failure, case, inputs, got)
+        annotate(failure, case, inputs, got)
         raise

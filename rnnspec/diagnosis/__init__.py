@@ -1,0 +1,64 @@
+"""Diagnose a candidate that fails a check: where it diverges, what it got wrong, the fix.
+
+- :mod:`.library`: the hypothesis library (``specs/hypotheses.toml``), known bug classes as
+  transforms of the cell, its weights, the composition, or as re-runs of the candidate;
+- :mod:`.predict`: what a network with such a bug computes, through ``reference.compose``;
+- :mod:`.localise`: the first diverging step, layer, direction and state;
+- :mod:`.verdict`: the matching hypothesis at the candidate's precision, and the fix;
+- :mod:`.gradients`: which gradients are wrong, by parameter, layer, direction and gate;
+- :mod:`.failures`: verdicts attached to check failures as data;
+- :mod:`.command`: ``rnnspec diagnose``.
+
+This package sits below :mod:`rnnspec.checks`: the checks import it, never the reverse.
+"""
+
+from rnnspec.diagnosis.command import Result, add_command, case_from_options, diagnostic_cases, run
+from rnnspec.diagnosis.failures import annotate, attach, diagnosed
+from rnnspec.diagnosis.gradients import GradientVerdict, localise_gradients
+from rnnspec.diagnosis.library import (
+    HYPOTHESES_PATH,
+    Explanation,
+    Hypothesis,
+    explanations,
+    library,
+)
+from rnnspec.diagnosis.localise import Divergence, localise
+from rnnspec.diagnosis.predict import (
+    Model,
+    Observed,
+    canonical_inputs,
+    distance,
+    predict,
+    time_major,
+)
+from rnnspec.diagnosis.verdict import NO_MATCH, Verdict, diagnose, likely_causes
+
+__all__ = [
+    "HYPOTHESES_PATH",
+    "NO_MATCH",
+    "Divergence",
+    "Explanation",
+    "GradientVerdict",
+    "Hypothesis",
+    "Model",
+    "Observed",
+    "Result",
+    "Verdict",
+    "add_command",
+    "annotate",
+    "attach",
+    "canonical_inputs",
+    "case_from_options",
+    "diagnose",
+    "diagnosed",
+    "diagnostic_cases",
+    "distance",
+    "explanations",
+    "library",
+    "likely_causes",
+    "localise",
+    "localise_gradients",
+    "predict",
+    "run",
+    "time_major",
+]

@@ -1,0 +1,224 @@
+"""``rnnspec diagnose``: run a candidate on small cases and diagnose each failure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rnnspec.cases import Case
+from rnnspec.compare import CheckFailure, compare
+from rnnspec.config import RNNConfig
+from rnnspec.diagnosis.verdict import Verdict, diagnose
+from rnnspec.errors import ConfigError
+from rnnspec.harness import Candidate, Unsupported, forward, gold, make_inputs, quiet, require
+from rnnspec.protocol import Implementation
+from rnnspec.spec import all_specs
+from rnnspec.tolerance import tolerance
+
+
+@dataclass(frozen=True)
+class Result:
+    """One case run by :func:`run`: its outcome, the failure message and the verdict."""
+
+    case: Case
+    outcome: str  # passed | failed | raised | skipped
+    message: str = ""
+    verdict: Verdict | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.case.label()}: {self.outcome}"
+        if self.message:
+            text += f"\n  {self.message.splitlines()[0]}"
+        if self.verdict is not None:
+            text += f"\n  diagnosis: {self.verdict}"
+        return text
+
+
+def diagnostic_cases(cell: str) -> list[Case]:
+    """Small cases that show each hypothesis of the library: plain, packed, stacked, proj."""
+    base = RNNConfig(cell=cell, input_size=5, hidden_size=7)
+    found = [
+        Case(base, steps=6, batch=3),
+        Case(base.replace(bidirectional=True), steps=6, batch=3, lengths=(6, 2, 4)),
+        Case(base.replace(num_layers=2, bidirectional=True, batch_first=True), steps=6, batch=3),
+    ]
+    if base.resolve().supports_proj:
+        found.append(Case(base.replace(proj_size=3), steps=6, batch=3, given_state=False))
+    return found
+
+
+CASE_KEYS = ("steps", "batch", "dtype", "device", "lengths", "given_state", "unbatched", "seed")
+_OPTION_TYPES: dict[str, type] = {
+    "cell": str,
+    "dtype": str,
+    "device": str,
+    "dropout": float,
+    "bidirectional": bool,
+    "bias": bool,
+    "batch_first": bool,
+    "given_state": bool,
+    "unbatched": bool,
+}
+
+
+def case_from_options(cell: str, options: Sequence[str]) -> Case:
+    """A case from ``key=value`` options: RNNConfig fields, and steps, batch (``none``:
+    unbatched), dtype, device, lengths, given_state (``false``: no h0), unbatched, seed."""
+    config_fields = set(RNNConfig.__dataclass_fields__) - {"cell"}
+    config: dict[str, Any] = {"input_size": 5, "hidden_size": 7}
+    case: dict[str, Any] = {"batch": 3}
+    for option in options:
+        key, sep, text = option.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in config_fields | set(CASE_KEYS):
+            known = ", ".join(sorted(config_fields | set(CASE_KEYS)))
+            raise ConfigError(f"--config {option!r}: expected KEY=VALUE, KEY one of {known}")
+        (config if key in config_fields else case)[key] = _typed(option, key, text.strip())
+    if case.pop("unbatched", False):
+        case["batch"] = None
+    case.setdefault("steps", max(case.get("lengths") or (6,)))
+    try:
+        return Case(RNNConfig(cell=cell, **config), **case)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"--config {' '.join(options)}: {error}") from None
+
+
+def _typed(option: str, key: str, text: str) -> Any:
+    """The value of ``key=text`` in the type the field takes, or a ConfigError saying so."""
+    expected = _OPTION_TYPES.get(key, int)
+    value = _value(text)
+    try:
+        if key == "lengths":
+            return tuple(int(n) for n in text.split(","))
+        if key == "batch" and value is None:
+            return None
+        if expected is float and type(value) in (int, float):
+            return float(value)
+        if type(value) is not expected:
+            raise ValueError
+        return value
+    except ValueError:
+        kind = "comma-separated integers" if key == "lengths" else expected.__name__
+        if key == "batch":
+            kind += " or none (unbatched)"
+        raise ConfigError(f"--config {option!r}: {key} must be {kind}") from None
+
+
+def _value(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def judged_as(case: Case, cell: str | None) -> Case:
+    """``case`` with the gold's cell ``cell`` (the candidate is still built for its own)."""
+    if cell is None or cell == case.config.cell:
+        return case
+    other = case.config.replace(cell=cell)
+    if other.parameter_shapes() != case.config.parameter_shapes():
+        raise ConfigError(
+            f"--as-cell {cell}: its parameters differ from {case.config.cell}'s, so the same "
+            "weights cannot run both"
+        )
+    return case.replace(config=other)
+
+
+def run(impl: Implementation, case: Case, as_cell: str | None = None) -> Result:
+    """Run ``impl`` on ``case``; judge it against the gold of ``as_cell`` (default: the
+    case's cell) and, when it fails, diagnose it."""
+    try:
+        require(impl, case)
+    except Unsupported as reason:
+        return Result(case, "skipped", str(reason))
+    judged = judged_as(case, as_cell)
+    inputs = make_inputs(case)
+    try:
+        with quiet():
+            got = forward(Candidate(impl, case, inputs))
+    except CheckFailure as failure:
+        return Result(judged, "raised", str(failure))
+    expected = gold(judged, inputs)
+    tol = tolerance(case.dtype, case.steps, case.config.num_layers)
+    try:
+        for name, value, wanted in zip(
+            judged.result_names(),
+            (got.output, *got.states),
+            (expected.output, *expected.states),
+            strict=True,
+        ):
+            compare(value, wanted, name, tol, judged.label())
+    except CheckFailure as failure:
+        return Result(judged, "failed", str(failure), diagnose(judged, inputs, got))
+    return Result(judged, "passed")
+
+
+def add_command(commands: Any) -> None:
+    """Add ``rnnspec diagnose --impl NAME [--cell CELL] [--as-cell CELL] [--config ...]``."""
+    parser = commands.add_parser(
+        "diagnose",
+        help="run an implementation on small cases and diagnose each failure",
+        description="Run an implementation on small diagnostic cases (plain; bidirectional "
+        "packed; two layers bidirectional batch_first; with proj_size for LSTM), or on the "
+        "one case --config describes, and print for each failure where the candidate first "
+        "diverges, which hypothesis of the library matches it, and the fix. Exits 1 on any "
+        "failure, 2 when nothing ran.",
+    )
+    parser.add_argument(
+        "--impl", required=True, metavar="NAME", help="entry point name or package.module:attr"
+    )
+    parser.add_argument(
+        "--cell",
+        metavar="CELL",
+        help="cell kind[:variant] (default: every cell and variant the implementation declares)",
+    )
+    parser.add_argument(
+        "--as-cell",
+        metavar="CELL",
+        help="judge the candidate against this cell's gold instead of the one it is built "
+        "for (e.g. a GRU declared 'gru' checked as gru:reset_before)",
+    )
+    parser.add_argument(
+        "--config",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="one case instead of the defaults: RNNConfig fields (num_layers=2, "
+        "bidirectional=true, batch_first=true, ...) and steps, batch (none: unbatched), "
+        "unbatched=true, dtype, device, lengths=6,2,4, given_state=false (no h0), seed",
+    )
+    parser.set_defaults(run=_command)
+
+
+def _command(args: Any) -> int:
+    from rnnspec import registry
+
+    impl = registry.load(args.impl)
+    declared = impl.capabilities
+    known = [cell.name for loaded in all_specs().values() for cell in loaded.cells.values()]
+    cells = [args.cell] if args.cell else [c for c in known if declared.declares(c)]
+    if not cells:
+        raise ConfigError(
+            f"{impl.name} declares no known cell ({', '.join(sorted(declared.cells))})"
+        )
+    if args.as_cell is not None and args.as_cell not in known:
+        raise ConfigError(f"--as-cell {args.as_cell}: unknown cell (known: {', '.join(known)})")
+    outcomes = []
+    for cell in cells:
+        cases = [case_from_options(cell, args.config)] if args.config else diagnostic_cases(cell)
+        for case in cases:
+            result = run(impl, case, args.as_cell)
+            outcomes.append(result.outcome)
+            print(result)
+    if all(outcome == "skipped" for outcome in outcomes):
+        raise ConfigError(f"nothing ran: {impl.name} declares none of these cases")
+    return 1 if {"failed", "raised"} & set(outcomes) else 0

@@ -1,0 +1,189 @@
+"""Verdicts attached to check failures, as data: ``failure.details["diagnosis"]``.
+
+The checks call this at their failure points: parity with the run it judged
+(:func:`annotate`), every other check through :func:`diagnosed`, which re-runs the
+candidate's forward pass on the failing case (its inputs come from the case's seed) and
+diagnoses that, or, when the run raises without h0, probes it with explicit zero states.
+Attaching never raises: the diagnosis must not hide the failure it explains.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from rnnspec.cases import Case
+from rnnspec.compare import CheckFailure, within
+from rnnspec.diagnosis.library import describe, probes
+from rnnspec.diagnosis.predict import Model, canonical_inputs, distance, observed, predict
+from rnnspec.diagnosis.verdict import Verdict, diagnose
+from rnnspec.harness import (
+    Candidate,
+    Inputs,
+    Outputs,
+    as_hx,
+    build,
+    forward,
+    gold,
+    make_inputs,
+    quiet,
+)
+from rnnspec.protocol import Implementation
+from rnnspec.tolerance import tolerance
+
+VALUES = frozenset({"mismatch", "non-finite", "shape", "dtype"})  # a forward run explains these
+STATE = frozenset({"raised", "device", "dtype"})  # a zero state made wrong may explain these
+MATCHES_GOLD = (
+    "its forward run on this case, re-run alone, matches the gold: the failure is "
+    "particular to what this check does"
+)
+Check = Callable[[Implementation, Case, Any], None]
+
+
+def attach(failure: CheckFailure, explain: Callable[[], Any]) -> None:
+    """``explain()``'s verdict as ``failure.details["diagnosis"]`` (nothing when it has none)."""
+    try:
+        verdict = explain()
+    except Exception as error:  # a broken candidate may break its re-run too
+        label = str(failure.details.get("config", ""))
+        verdict = Verdict(
+            label, "", None, None, note=f"diagnosis failed: {type(error).__name__}: {error}"
+        )
+    if verdict is not None:
+        failure.details["diagnosis"] = verdict
+
+
+def annotate(failure: CheckFailure, case: Case, inputs: Inputs, got: Outputs) -> None:
+    """Attach the diagnosis of the run ``got`` on ``case`` to its failure."""
+    attach(failure, lambda: diagnose(case, inputs, got))
+
+
+def diagnosed(check: Check) -> Check:
+    """A check whose failures carry a diagnosis of the candidate's forward run on the case."""
+
+    @functools.wraps(check)
+    def run(impl: Implementation, case: Case, record: Any) -> None:
+        __tracebackhide__ = True
+        try:
+            check(impl, case, record)
+        except CheckFailure as failure:
+            if "diagnosis" not in failure.details:
+                attach(failure, functools.partial(rerun, impl, case, failure))
+            raise
+
+    return run
+
+
+def rerun(impl: Implementation, case: Case, failure: CheckFailure) -> Verdict | None:
+    """Diagnose the candidate's forward run on ``case``, or probe why it fails to run."""
+    if failure.category not in VALUES | STATE:
+        return None
+    inputs = make_inputs(case)
+    try:
+        candidate = build(impl, case, inputs)
+        with quiet():
+            got = forward(candidate)
+    except CheckFailure:
+        if case.given_state:
+            return without_state(impl, case)
+        return zero_state_probe(impl, case, inputs)
+    if case.device == "meta":  # no values to read: only a zero state made elsewhere shows
+        return None
+    if failure.category not in VALUES:
+        return zero_state_probe(impl, case, inputs)
+    verdict = diagnose(case, inputs, got)
+    if verdict.cause is None and verdict.divergence is None and not verdict.note:
+        carried = second_call_probe(candidate, inputs, got)
+        return carried or Verdict(case.label(), case.config.cell, None, None, note=MATCHES_GOLD)
+    return verdict
+
+
+def second_call_probe(candidate: Candidate, inputs: Inputs, first: Outputs) -> Verdict | None:
+    """Without h0, a second identical call starts from the first call's final states: the
+    network keeps its state between calls."""
+    case = candidate.case
+    found = [h for h in probes(case) if h.options["probe"] == "second_call"]
+    first_seen = observed(case, first)
+    if not found or isinstance(first_seen, str):
+        return None
+    with quiet():
+        second = observed(case, forward(candidate))
+    x, _, weights, lengths = canonical_inputs(case, inputs)
+    cell = case.config.resolve()
+    predicted = predict(Model(cell), case.config, x, list(first_seen.states), weights, lengths)
+    tol = tolerance(case.dtype, case.steps, case.config.num_layers)
+    if isinstance(second, str) or distance(predicted, second, tol)[0] > 1:
+        return None
+    description, fix = describe(found[0], cell)
+    note = "a second identical call without h0 starts from the first call's final states"
+    return Verdict(
+        case.label(),
+        case.config.cell,
+        None,
+        found[0].name,
+        description,
+        fix,
+        0.0,
+        tried=1,
+        note=note,
+    )
+
+
+def without_state(impl: Implementation, case: Case) -> Verdict | None:
+    """Given h0 the run raises: diagnose a run without h0, when that names a cause."""
+    case = case.replace(given_state=False)
+    inputs = make_inputs(case)
+    try:
+        with quiet():
+            got = forward(build(impl, case, inputs))
+    except CheckFailure:
+        return None
+    verdict = diagnose(case, inputs, got)
+    if verdict.cause is None:
+        return None
+    return replace(verdict, note=f"with h0 given it raises; without h0: {verdict.where}")
+
+
+def zero_state_probe(impl: Implementation, case: Case, inputs: Inputs) -> Verdict | None:
+    """Without h0 the run fails; with explicit zeros in the input's dtype and device it is
+    right: the network makes its own zero state in another dtype or on another device."""
+    found = [h for h in probes(case) if h.options["probe"] == "explicit_zero_state"]
+    if not found:
+        return None
+    try:
+        candidate = build(impl, case, inputs)
+        zeros = tuple(
+            candidate.tensor(np.zeros(shape))
+            for shape in case.config.state_shapes(case.config.resolve(), case.batch)
+        )
+        with quiet():
+            x, _ = candidate.prepare()
+            got = candidate.run(x, as_hx(zeros))
+    except CheckFailure:
+        return None
+    if case.device != "meta":
+        expected = gold(case, inputs)
+        tol = tolerance(case.dtype, case.steps, case.config.num_layers)
+        pairs = zip((got.output, *got.states), (expected.output, *expected.states), strict=True)
+        if not all(within(g, e, tol) for g, e in pairs):
+            return None
+    what = "device" if case.device != "cpu" else "dtype"
+    hypothesis = next((h for h in found if h.options.get("when") == what), found[0])
+    description, fix = describe(
+        hypothesis, case.config.resolve(), dtype=case.dtype, device=case.device
+    )
+    return Verdict(
+        case.label(),
+        case.config.cell,
+        None,
+        hypothesis.name,
+        description,
+        fix,
+        error=0.0,
+        tried=1,
+        note="with hx=None it fails; with explicit zero states it runs and matches the gold",
+    )
