@@ -24,6 +24,7 @@ from rnnspec.checks.dtype import check_dtypes
 from rnnspec.checks.parity import compare_outputs
 from rnnspec.checks.robustness import assert_gold_shapes, expect_raise
 from rnnspec.compare import CheckFailure
+from rnnspec.diagnosis import diagnosed
 from rnnspec.harness import (
     Outputs,
     Unsupported,
@@ -152,6 +153,7 @@ def check_placement(got: Outputs, expected: Outputs, case: Case) -> None:
     assert_gold_shapes(got, expected, case)
 
 
+@diagnosed
 def check_meta(impl: Implementation, case: Case, record: Record) -> None:
     """Built on meta and run on meta input: no error, everything on meta with the right
     dtype and shape. A raise names the likely cause: state or a tensor left on the CPU."""
@@ -172,6 +174,7 @@ def check_meta(impl: Implementation, case: Case, record: Record) -> None:
     check_placement(candidate.unpack(result), expected, case)
 
 
+@diagnosed
 def check_zero_state(impl: Implementation, case: Case, record: Record) -> None:
     """hx=None starts from zeros in the input's dtype and device: the gold, and the same
     as a run with explicit zero states."""
@@ -189,6 +192,7 @@ def check_zero_state(impl: Implementation, case: Case, record: Record) -> None:
     compare_outputs(got, explicit, case, record, label, suffix=" with hx=None")
 
 
+@diagnosed
 def check_cuda(impl: Implementation, case: Case, record: Record) -> None:
     """On CUDA: everything stays on the GPU and equals the gold like parity (TF32 off)."""
     __tracebackhide__ = True

@@ -15,6 +15,7 @@ from rnnspec.cases import Case, make_case
 from rnnspec.checks import Record
 from rnnspec.checks.parity import compare_outputs
 from rnnspec.compare import CheckFailure
+from rnnspec.diagnosis import diagnosed
 from rnnspec.harness import Outputs, build_with_gold, require, run_quietly
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
@@ -67,6 +68,7 @@ def check_dtypes(got: Outputs, case: Case) -> None:
             )
 
 
+@diagnosed
 def check_dtype(impl: Implementation, case: Case, record: Record) -> None:
     """The run keeps the input's dtype and is as close to the gold as the dtype allows."""
     __tracebackhide__ = True

@@ -17,6 +17,7 @@ from rnnspec.cases import Case, layout_case
 from rnnspec.checks import Record
 from rnnspec.checks.shapes import check_shape, expected_shapes
 from rnnspec.compare import CheckFailure, compare, to_numpy
+from rnnspec.diagnosis import attach, diagnosed, localise_gradients
 from rnnspec.harness import Candidate, as_states, guard, make_inputs, require
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
@@ -102,6 +103,7 @@ def _present(grads: Mapping[str, Any], name: str, expected: np.ndarray, case: Ca
     return grads[name]
 
 
+@diagnosed
 def check_gradients(impl: Implementation, case: Case, record: Record) -> None:
     """Input, h0 (c0) and weight gradients equal the float64 reference's."""
     __tracebackhide__ = True
@@ -114,9 +116,15 @@ def check_gradients(impl: Implementation, case: Case, record: Record) -> None:
     leaves, weights = backward(Candidate(impl, case, inputs), upstream)
     tol = tolerance(case.dtype, case.steps, case.config.num_layers, gradient=True)
     label = case.label()
-    for got, expected in ((leaves, gold_leaves), (weights, gold_weights)):
-        for name, value in expected.items():
-            if value is None:
-                continue
-            wanted = to_numpy(value)
-            record(compare(_present(got, name, wanted, case), wanted, f"grad {name}", tol, label))
+    try:
+        for got, expected in ((leaves, gold_leaves), (weights, gold_weights)):
+            for name, value in expected.items():
+                if value is None:
+                    continue
+                wanted = to_numpy(value)
+                got_value = _present(got, name, wanted, case)
+                record(compare(got_value, wanted, f"grad {name}", tol, label))
+    except CheckFailure as failure:
+        every, gold_every = {**leaves, **weights}, {**gold_leaves, **gold_weights}
+        attach(failure, lambda: localise_gradients(case, every, gold_every, tol))
+        raise

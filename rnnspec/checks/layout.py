@@ -19,6 +19,7 @@ from rnnspec.checks import Record
 from rnnspec.checks.shapes import check_shape
 from rnnspec.compare import compare, to_numpy, within
 from rnnspec.config import canonical_name
+from rnnspec.diagnosis import diagnosed
 from rnnspec.harness import Candidate, Inputs, forward, make_inputs, require
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
@@ -172,6 +173,7 @@ def _layout(output: np.ndarray, case: Case) -> np.ndarray:
     return output.swapaxes(0, 1) if case.config.batch_first else output
 
 
+@diagnosed
 def check_layout(impl: Implementation, case: Case, record: Record) -> None:
     """h_n[l * D + d] (and c_n) hold layer l, direction d; outputs align with final states."""
     __tracebackhide__ = True

@@ -21,6 +21,7 @@ from rnnspec.checks import Record
 from rnnspec.checks.parity import compare_outputs
 from rnnspec.checks.shapes import check_shape
 from rnnspec.compare import CheckFailure, compare, to_numpy, within
+from rnnspec.diagnosis import diagnosed
 from rnnspec.harness import (
     Candidate,
     Outputs,
@@ -118,6 +119,7 @@ def keep_dimension_cases(cells: Iterable[str]) -> list[Case]:
     ]
 
 
+@diagnosed
 def check_keeps_dimensions(impl: Implementation, case: Case, record: Record) -> None:
     """Size-one batch, time and hidden dimensions survive: shapes and values equal the gold."""
     __tracebackhide__ = True
@@ -163,6 +165,7 @@ def determinism_cases(cells: Iterable[str]) -> list[Case]:
     return [_case(cell, 2, True, steps=6, batch=3, given_state=False) for cell in cells]
 
 
+@diagnosed
 def check_deterministic(impl: Implementation, case: Case, record: Record) -> None:
     """Two identical calls on one instance return bitwise identical outputs and states."""
     __tracebackhide__ = True
@@ -188,6 +191,7 @@ def chunk_cases(cells: Iterable[str]) -> list[Case]:
     return found
 
 
+@diagnosed
 def check_chunked(impl: Implementation, case: Case, record: Record) -> None:
     """Steps 1, 2-3 and 4-6 run one after another, each chunk getting the state the previous
     one returned (as returned), equal one run over all six steps."""
@@ -243,6 +247,7 @@ def _sequence(array: np.ndarray, case: Case, index: int, length: int) -> np.ndar
     return array[:length, index : index + 1]
 
 
+@diagnosed
 def check_packed(impl: Implementation, case: Case, record: Record) -> None:
     """The packed run equals the gold, and so does each sequence run alone, unpadded.
 
@@ -283,6 +288,7 @@ def dropout_cases(cells: Iterable[str]) -> list[Case]:
     return found
 
 
+@diagnosed
 def check_dropout_eval(impl: Implementation, case: Case, record: Record) -> None:
     """In eval mode (``eval()`` where the instance has it) dropout is off: output equals the gold."""
     __tracebackhide__ = True
@@ -293,6 +299,7 @@ def check_dropout_eval(impl: Implementation, case: Case, record: Record) -> None
     compare_outputs(got, expected, case, record)
 
 
+@diagnosed
 def check_dropout_training(impl: Implementation, case: Case, record: Record) -> None:
     """In training mode dropout acts only between layers, never after the last one.
 
@@ -427,6 +434,7 @@ def unbatched_cases(cells: Iterable[str]) -> list[Case]:
     return found
 
 
+@diagnosed
 def check_unbatched(impl: Implementation, case: Case, record: Record) -> None:
     """Unbatched input equals the gold, and so does the same input as a batch of one."""
     __tracebackhide__ = True

@@ -13,6 +13,7 @@ from typing import Any
 from rnnspec.cases import Case, layout_case
 from rnnspec.checks import Record
 from rnnspec.compare import CheckFailure
+from rnnspec.diagnosis import diagnosed
 from rnnspec.harness import Candidate, forward, make_inputs, require
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
@@ -67,6 +68,7 @@ def check_shape(value: Any, expected: tuple[int, ...], what: str, label: str) ->
         )
 
 
+@diagnosed
 def check_shapes(impl: Implementation, case: Case, record: Record) -> None:
     """Output, h_n (and c_n) have the shapes torch.nn gives for the case's layout."""
     __tracebackhide__ = True

@@ -30,6 +30,8 @@ class Bugs:
 
     gate_order: tuple[str, ...] | None = None  # weight blocks read in this order
     reset_before: bool = False  # GRU: r * h before the hidden matmul
+    reset_after: bool = False  # GRU: r after the hidden matmul, gru:reset_before declared too
+    biases_folded: bool = False  # GRU: b_hn added outside the reset gate
     no_bias_ih: bool = False
     no_bias_hh: bool = False
     forget_bias: float = 0.0  # added to the forget gate's pre-activation
@@ -52,6 +54,14 @@ class Bugs:
     detached_bias: bool = False  # bias_ih enters the graph detached
     unbatched_as_batch: bool = False  # 2-D input unsqueezed on the wrong dimension
     log_space_forget: bool = False  # f * c as exp(log f + log c): NaN wherever c < 0
+    relu_as_tanh: bool = False  # elman:relu computes tanh
+    tanh_read_out: bool = False  # linear recurrence, tanh on the output only (seed 000)
+    hx_ignored: bool = False  # a given hx is checked, then zeros are used
+    h0_direction_major: bool = False  # h0[direction * L + layer]
+    layers_fed_swapped: bool = False  # layers above the first get cat(reverse, forward)
+    hn_from_last_step: bool = False  # h_n of the last layer = output[-1]
+    stateful: bool = False  # without hx, starts from the previous call's final states
+    float32_compute: bool = False  # computes in float32 whatever the input's dtype
 
 
 def hard_sigmoid(x: Tensor) -> Tensor:
@@ -74,6 +84,7 @@ class ScratchRNN(nn.Module):
             raise ValueError(f"ScratchRNN computes {sorted(CELLS)}, not {config.cell}")
         self.config, self.bugs = config, bugs
         self.kind = config.kind
+        self.carried: list[Tensor] | None = None  # the last call's final states (stateful)
         self.gates = bugs.gate_order or GATES[self.kind]
         bound = 1.0 / math.sqrt(config.hidden_size)
         for name, shape in config.parameter_shapes().items():
@@ -98,32 +109,49 @@ class ScratchRNN(nn.Module):
             x = input
         unbatched = lengths is None and input.dim() == 2
         states = self.initial_states(x, hx, unbatched)
+        dtype = x.dtype
+        if bugs.float32_compute:
+            x, states = x.float(), [state.float() for state in states]
         masks = None
         if lengths is not None and not bugs.packed_ignored:
             steps = torch.arange(x.shape[0], device=x.device)
             masks = (steps[:, None] < lengths.to(x.device)[None, :])[..., None]
 
-        directions = config.num_directions
+        directions, layers = config.num_directions, config.num_layers
         finals: list[list[Tensor]] = [[] for _ in states]
         layer_input = x
-        for layer in range(config.num_layers):
+        for layer in range(layers):
             outputs = []
             for direction in range(directions):
                 index = layer * directions + direction
+                if bugs.h0_direction_major:
+                    index = direction * layers + layer
                 start = tuple(state[index] for state in states)
                 output, final = self.run_direction(layer_input, start, layer, direction, masks)
                 outputs.append(output)
                 for kept, value in zip(finals, final, strict=True):
                     kept.append(value)
-            layer_input = torch.cat(outputs, dim=-1)
-            last = layer == config.num_layers - 1
+            last = layer == layers - 1
+            swapped = bugs.layers_fed_swapped and not last
+            layer_input = torch.cat(outputs[::-1] if swapped else outputs, dim=-1)
             dropping = self.training and config.dropout > 0 and not bugs.dropout_ignored
             if dropping and (not last or bugs.dropout_after_last):
                 layer_input = F.dropout(layer_input, config.dropout, training=True)
         if bugs.noise:
             eps = torch.finfo(layer_input.dtype).eps
             layer_input = layer_input + (torch.rand_like(layer_input) - 0.5) * eps
+        if bugs.hn_from_last_step:
+            size = config.output_size
+            for direction in range(directions):
+                part = layer_input[-1, :, direction * size : (direction + 1) * size]
+                finals[0][(layers - 1) * directions + direction] = part
+        if bugs.tanh_read_out:
+            layer_input = torch.tanh(layer_input)
         stacked = [torch.stack(self.order_states(kept)) for kept in finals]
+        if bugs.stateful:
+            self.carried = [state.detach() for state in stacked]
+        if bugs.float32_compute:
+            layer_input, stacked = layer_input.to(dtype), [s.to(dtype) for s in stacked]
         return self.finish(layer_input, stacked, lengths, unbatched)
 
     def order_states(self, finals: list[Tensor]) -> list[Tensor]:
@@ -160,6 +188,8 @@ class ScratchRNN(nn.Module):
         shapes = self.config.state_shapes(self.config.resolve(), x.shape[1])
         if hx is None and self.bugs.zero_state == "attribute":
             return [state.expand(-1, x.shape[1], -1) for state in self.initial]
+        if hx is None and self.carried is not None:
+            return list(self.carried)
         if hx is None:
             return [self.zeros(shape, x) for shape in shapes]
         accepted = tuple if self.bugs.state_as_list else (tuple, list)
@@ -177,6 +207,8 @@ class ScratchRNN(nn.Module):
                 raise RuntimeError(f"expected state of shape {shape}, got {tuple(state.shape)}")
             if state.device != x.device:
                 raise RuntimeError(f"state on {state.device}, input on {x.device}")
+        if self.bugs.hx_ignored:
+            return [torch.zeros_like(state) for state in given]
         return given
 
     def zeros(self, shape: tuple[int, ...], x: Tensor) -> Tensor:
@@ -202,6 +234,8 @@ class ScratchRNN(nn.Module):
             found["bias_hh"] = None
         if self.bugs.detached_bias and found["bias_ih"] is not None:
             found["bias_ih"] = found["bias_ih"].detach()
+        if self.bugs.float32_compute:
+            found = {name: None if w is None else w.float() for name, w in found.items()}
         if self.bugs.transposed_hh:
             blocks = found["weight_hh"].unflatten(0, (len(self.gates), -1))
             found["weight_hh"] = blocks.transpose(1, 2).flatten(0, 1)
@@ -247,15 +281,20 @@ class ScratchRNN(nn.Module):
         gi = self.split(F.linear(x, w["weight_ih"], w["bias_ih"]))
         gh = self.split(F.linear(h, w["weight_hh"], w["bias_hh"]))
         if self.kind == "elman":
-            act = torch.relu if self.config.cell == "elman:relu" else self.candidate
+            relu = self.config.cell == "elman:relu" and not bugs.relu_as_tanh
+            act = torch.relu if relu else self.candidate
             return (act(gi["h"] + gh["h"]),)
         if self.kind == "gru":
             r = self.sigmoid(gi["r"] + gh["r"])
             z = self.sigmoid(gi["z"] + gh["z"])
-            if self.config.cell == "gru:reset_before" or bugs.reset_before:
+            before = self.config.cell == "gru:reset_before" or bugs.reset_before
+            if before and not bugs.reset_after:
                 bias_hn = None if w["bias_hh"] is None else self.split(w["bias_hh"])["n"]
                 hidden_n = F.linear(r * h, self.split(w["weight_hh"], 0)["n"], bias_hn)
                 n = self.candidate(gi["n"] + hidden_n)
+            elif bugs.biases_folded and w["bias_hh"] is not None:
+                bias_hn = self.split(w["bias_hh"])["n"]
+                n = self.candidate(gi["n"] + bias_hn + r * (gh["n"] - bias_hn))
             else:
                 n = self.candidate(gi["n"] + r * gh["n"])
             if bugs.interpolation_swapped:
@@ -277,7 +316,7 @@ class ScratchRNN(nn.Module):
         return hard_sigmoid(x) if self.bugs.recurrent == "hard_sigmoid" else torch.sigmoid(x)
 
     def candidate(self, x: Tensor) -> Tensor:
-        if self.bugs.candidate == "identity":
+        if self.bugs.candidate == "identity" or self.bugs.tanh_read_out:
             return x
         if self.bugs.candidate == "relu":
             return torch.relu(x)
