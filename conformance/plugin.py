@@ -206,7 +206,21 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
     elif isinstance(error, CheckFailure):
         pyfuncitem.user_properties.append(("rnnspec-failure", error.category))
         if "diagnosis" in error.details:
-            pyfuncitem.user_properties.append(("rnnspec-diagnosis", error.details["diagnosis"]))
+            verdict = error.details["diagnosis"].as_dict()
+            pyfuncitem.user_properties.append(("rnnspec-diagnosis", verdict))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A check's failure reads as its one-line message, the diagnosis in its own section:
+    no traceback, no dump of the implementation and case objects passed to the check."""
+    outcome = yield
+    report = outcome.get_result()
+    error = call.excinfo.value if call.excinfo is not None else None
+    if report.failed and isinstance(error, CheckFailure):
+        report.longrepr = str(error)
+        if "diagnosis" in error.details:
+            report.sections.append(("rnnspec diagnosis", str(error.details["diagnosis"])))
 
 
 class _Reporter:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnspec.checks import CATEGORIES
+from rnnspec.diagnosis.verdict import likely_causes
 
 OUTCOMES = ("passed", "failed", "skipped")
 GENERATOR = "rnnspec conformance report"
@@ -81,6 +82,10 @@ class Results:
             lines.append(
                 "failures by kind: " + ", ".join(f"{k} {n}" for k, n in failures.most_common())
             )
+        causes = likely_causes(r.diagnosis for r in self.items if r.diagnosis)
+        if causes:
+            lines.append("likely causes, by cell (from the diagnoses):")
+            lines.extend(f"  {line}" for line in causes)
         reasons = self.skip_reasons()
         if reasons:
             lines.append("skipped, by reason:")
@@ -186,10 +191,14 @@ def markdown(data: dict[str, Any]) -> str:
     if failed:
         lines += ["", "## Failures", ""]
         for result in failed:
-            message = result["message"].split("\ndiagnosis: ")[0].replace("\n", " ")
+            message = result["message"].replace("\n", " ")
             lines.append(f"- `{result['nodeid']}` ({result['failure']}): {message}")
             if result.get("diagnosis"):
                 lines.append(f"  - diagnosis: {result['diagnosis']['verdict']}")
+        causes = likely_causes(r["diagnosis"] for r in failed if r.get("diagnosis"))
+        if causes:
+            lines += ["", "## Likely causes, by cell", ""]
+            lines += [f"- {line}" for line in causes]
     if data["worst_errors"]:
         lines += [
             "",

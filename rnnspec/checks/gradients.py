@@ -17,7 +17,7 @@ from rnnspec.cases import Case, layout_case
 from rnnspec.checks import Record
 from rnnspec.checks.shapes import check_shape, expected_shapes
 from rnnspec.compare import CheckFailure, compare, to_numpy
-from rnnspec.diagnosis import attach, diagnosed, localise_gradients
+from rnnspec.diagnosis import attach, diagnosed, explain_gradients
 from rnnspec.harness import Candidate, as_states, guard, make_inputs, require
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
@@ -126,5 +126,5 @@ def check_gradients(impl: Implementation, case: Case, record: Record) -> None:
                 record(compare(got_value, wanted, f"grad {name}", tol, label))
     except CheckFailure as failure:
         every, gold_every = {**leaves, **weights}, {**gold_leaves, **gold_weights}
-        attach(failure, lambda: localise_gradients(case, every, gold_every, tol))
+        attach(failure, lambda: explain_gradients(impl, case, every, gold_every, tol))
         raise

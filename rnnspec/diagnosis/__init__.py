@@ -13,7 +13,7 @@ This package sits below :mod:`rnnspec.checks`: the checks import it, never the r
 """
 
 from rnnspec.diagnosis.command import Result, add_command, case_from_options, diagnostic_cases, run
-from rnnspec.diagnosis.failures import annotate, attach, diagnosed
+from rnnspec.diagnosis.failures import annotate, attach, diagnosed, explain_gradients
 from rnnspec.diagnosis.gradients import GradientVerdict, localise_gradients
 from rnnspec.diagnosis.library import (
     HYPOTHESES_PATH,
@@ -53,6 +53,7 @@ __all__ = [
     "diagnosed",
     "diagnostic_cases",
     "distance",
+    "explain_gradients",
     "explanations",
     "library",
     "likely_causes",

@@ -10,7 +10,7 @@ Attaching never raises: the diagnosis must not hide the failure it explains.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from rnnspec.cases import Case
 from rnnspec.compare import CheckFailure, within
+from rnnspec.diagnosis.gradients import GradientVerdict, localise_gradients
 from rnnspec.diagnosis.library import describe, probes
 from rnnspec.diagnosis.predict import Model, canonical_inputs, distance, observed, predict
 from rnnspec.diagnosis.verdict import Verdict, diagnose
@@ -33,7 +34,7 @@ from rnnspec.harness import (
     quiet,
 )
 from rnnspec.protocol import Implementation
-from rnnspec.tolerance import tolerance
+from rnnspec.tolerance import Tolerance, tolerance
 
 VALUES = frozenset({"mismatch", "non-finite", "shape", "dtype"})  # a forward run explains these
 STATE = frozenset({"raised", "device", "dtype"})  # a zero state made wrong may explain these
@@ -85,6 +86,9 @@ def rerun(impl: Implementation, case: Case, failure: CheckFailure) -> Verdict | 
     inputs = make_inputs(case)
     try:
         candidate = build(impl, case, inputs)
+        evaluate = getattr(candidate.instance, "eval", None)
+        if callable(evaluate):  # the diagnosis judges the forward pass without dropout
+            evaluate()
         with quiet():
             got = forward(candidate)
     except CheckFailure:
@@ -187,3 +191,17 @@ def zero_state_probe(impl: Implementation, case: Case, inputs: Inputs) -> Verdic
         tried=1,
         note="with hx=None it fails; with explicit zero states it runs and matches the gold",
     )
+
+
+def explain_gradients(
+    impl: Implementation,
+    case: Case,
+    got: Mapping[str, Any],
+    expected: Mapping[str, Any],
+    tol: Tolerance,
+) -> GradientVerdict:
+    """Every wrong gradient, and the diagnosis of the forward run when that is wrong too
+    (then the gradients follow from it)."""
+    forward_verdict = rerun(impl, case, CheckFailure("gradients", category="mismatch"))
+    wrong_forward = forward_verdict is not None and forward_verdict.note != MATCHES_GOLD
+    return localise_gradients(case, got, expected, tol, forward_verdict if wrong_forward else None)

@@ -42,20 +42,24 @@ class GradientVerdict:
     cell: str
     wrong: tuple[WrongGradient, ...]
     right: tuple[str, ...]
+    forward: Any = None  # the forward run's Verdict, when the forward run is wrong too
 
     @property
     def cause(self) -> str | None:
+        if self.forward is not None and self.forward.cause is not None:
+            return str(self.forward.cause)
         parameters = dict.fromkeys(CANONICAL.sub(r"\g<parameter>", w.name) for w in self.wrong)
         return f"wrong gradient of {', '.join(parameters)}" if parameters else None
 
     @property
     def fix(self) -> str:
-        return ""
+        return str(self.forward.fix) if self.forward is not None else ""
 
     def __str__(self) -> str:
+        text = f"the forward run is wrong: {self.forward}\n" if self.forward is not None else ""
         if not self.wrong:
-            return "every gradient is within the tolerance on a re-run"
-        text = f"{len(self.wrong)} of {len(self.wrong) + len(self.right)} gradients wrong: "
+            return text + "every gradient is within the tolerance on a re-run"
+        text += f"{len(self.wrong)} of {len(self.wrong) + len(self.right)} gradients wrong: "
         text += "; ".join(str(wrong) for wrong in self.wrong)
         return text + (f"; right: {', '.join(self.right)}" if self.right else "")
 
@@ -69,12 +73,17 @@ class GradientVerdict:
                 {"name": w.name, "parts": list(w.parts), "error": w.error} for w in self.wrong
             ],
             "right": list(self.right),
+            "forward": None if self.forward is None else self.forward.as_dict(),
             "config": self.config,
         }
 
 
 def localise_gradients(
-    case: Case, got: Mapping[str, Any], expected: Mapping[str, Any], tol: Tolerance
+    case: Case,
+    got: Mapping[str, Any],
+    expected: Mapping[str, Any],
+    tol: Tolerance,
+    forward: Any = None,
 ) -> GradientVerdict:
     """Compare every expected gradient with the candidate's, part by part."""
     wrong, right = [], []
@@ -99,7 +108,7 @@ def localise_gradients(
             float(np.abs(array - wanted)[bad].max()) if np.isfinite(array).all() else float("inf")
         )
         wrong.append(WrongGradient(name, _parts(case, name, bad), error))
-    return GradientVerdict(case.label(), case.config.cell, tuple(wrong), tuple(right))
+    return GradientVerdict(case.label(), case.config.cell, tuple(wrong), tuple(right), forward)
 
 
 def _parts(case: Case, name: str, bad: np.ndarray) -> tuple[str, ...]:
