@@ -359,3 +359,87 @@ def test_cli_diagnose_one_config(capsys):
 def test_cli_diagnose_rejects_an_unknown_key(capsys):
     assert cli.main(["diagnose", "--impl", "torch", "--config", "colour=red"]) == 2
     assert "--config 'colour=red': expected KEY=VALUE" in capsys.readouterr().err
+
+
+reset_before = ZOO["gru_reset_before"].implementation
+
+
+def test_cli_diagnose_as_another_cell(capsys):
+    """A GRU declared 'gru' that computes reset_before passes when judged as that variant."""
+    argv = ["diagnose", "--impl", "tests.test_diagnosis:reset_before", "--cell", "gru"]
+    assert cli.main(argv) == 1
+    assert "declare cells={'gru:reset_before'}" in capsys.readouterr().out
+    assert cli.main([*argv, "--as-cell", "gru:reset_before"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(": passed") == len(diagnosis.diagnostic_cases("gru")), out
+
+
+def test_cli_diagnose_rejects_an_as_cell_with_other_parameters(capsys):
+    argv = ["diagnose", "--impl", "torch", "--cell", "gru", "--as-cell", "lstm"]
+    assert cli.main(argv) == 2
+    assert "--as-cell lstm: its parameters differ from gru's" in capsys.readouterr().err
+
+
+def test_cli_diagnose_builds_any_case(capsys):
+    argv = ["diagnose", "--impl", "torch", "--cell", "lstm", "--config", "batch=none"]
+    status = cli.main([*argv, "given_state=false", "dtype=float32", "device=cpu", "num_layers=2"])
+    assert (status, capsys.readouterr().out) == (
+        0,
+        "lstm I=5 H=7 layers=2 T=6 unbatched hx=None dtype=float32: passed\n",
+    )
+    assert cli.main(["diagnose", "--impl", "torch", "--config", "unbatched=true"]) == 0
+    assert "unbatched" in capsys.readouterr().out
+
+
+def test_cli_diagnose_fails_when_nothing_ran(capsys):
+    assert cli.main(["diagnose", "--impl", "torch", "--cell", "gru:reset_before"]) == 2
+    assert "nothing ran: torch declares none of these cases" in capsys.readouterr().err
+
+
+# -- a candidate written like seed 000's DummyRNN -------------------------------------------
+class DummyRNN:
+    """NumPy, one layer, time-major: a linear recurrence, tanh only on what it reads out."""
+
+    def __init__(self, config: RNNConfig) -> None:
+        self.hidden_size = config.hidden_size
+
+    def load(self, weights: dict) -> None:
+        self.Wxi, self.Whi = weights["weight_ih_l0"], weights["weight_hh_l0"].T
+        self.b1 = weights["bias_ih_l0"] + weights["bias_hh_l0"]
+
+    def forward(self, input_data: np.ndarray, hx: np.ndarray | None) -> tuple:
+        hidden_in = np.zeros((input_data.shape[1], self.hidden_size)) if hx is None else hx[0]
+        memory = []
+        for input_t in input_data:
+            hidden_activation_t = hidden_in @ self.Whi + input_t @ self.Wxi.T + self.b1
+            memory.append(np.tanh(hidden_activation_t))
+            hidden_in = hidden_activation_t
+        return np.array(memory), hidden_in[None]
+
+
+dummy_rnn = Implementation(
+    "dummy_rnn",
+    lambda config, device, dtype: DummyRNN(config),
+    Capabilities(
+        cells=frozenset({"elman"}),
+        max_layers=1,
+        bidirectional=False,
+        no_bias=False,
+        batch_first=False,
+        proj_size=False,
+        unbatched=False,
+    ),
+    load_weights=lambda model, weights: model.load(weights),
+    call=lambda model, x, hx: model.forward(x, hx),
+    framework="numpy",
+)
+
+
+def test_seed_000s_dummy_rnn_is_named_with_its_fix():
+    verdict = _parity_verdict(dummy_rnn, Case(RNNConfig("elman", input_size=5, hidden_size=7)))
+    assert verdict.cause == "tanh_read_out"
+    assert str(verdict).endswith(
+        "your Elman RNN keeps a linear recurrence, h' = W_ih x + b_ih + W_hh h + b_hh, and "
+        "applies tanh only to the output it reads out; fix: apply tanh inside the recurrence, "
+        "h' = tanh(W_ih x + b_ih + W_hh h + b_hh), and return that h' as the output and the state"
+    )
