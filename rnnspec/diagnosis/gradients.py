@@ -119,7 +119,7 @@ def _parts(case: Case, name: str, bad: np.ndarray) -> tuple[str, ...]:
         blocks = cell.parameter(match["parameter"]).blocks
         if len(blocks) <= 1:
             return ()
-        rows = bad.reshape(len(blocks), -1).any(axis=1)
+        rows = [bool(row.any()) for row in bad.reshape(len(blocks), -1)]
         wrong = [block for block, is_bad in zip(blocks, rows, strict=True) if is_bad]
         return ("all gates",) if len(wrong) == len(blocks) else tuple(f"gate {b}" for b in wrong)
     if name == "input" or bad.ndim < 2:

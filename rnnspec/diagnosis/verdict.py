@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -145,19 +145,16 @@ def _diagnose(case: Case, inputs: Inputs, got: Outputs) -> Verdict:
         if distance(predicted, gold, tol)[0] > 1:  # else indistinguishable from the gold here
             predictions.append((explanation, predicted))
     closest = None
-    common = dict(
-        config=label, cell=config.cell, divergence=divergence, tried=len(predictions), note=note
-    )
+    base = Verdict(label, config.cell, divergence, None, tried=len(predictions), note=note)
     for precision in [case.dtype, *lower_precisions(case.dtype)]:
         lower = precision != case.dtype
         tol = tolerance(precision, case.steps, config.num_layers)
         error = distance(gold, seen, tol)
-        if not lower and error[0] <= 1:
-            break  # the gold itself matches: nothing to explain
-        if lower and error[0] <= 1:
-            return Verdict(
-                **common,
-                hypothesis=None,
+        if error[0] <= 1:  # the gold matches: at the case's precision nothing is wrong
+            if not lower:
+                break
+            return replace(
+                base,
                 description=f"equals the gold to {error[1]:.1g}, within {precision}'s "
                 f"tolerance: your network computes in {precision}, not {case.dtype}",
                 fix=PRECISION_FIX.format(dtype=case.dtype, precision=precision),
@@ -172,8 +169,8 @@ def _diagnose(case: Case, inputs: Inputs, got: Outputs) -> Verdict:
         if matching:
             _, error_abs, best = matching[0]
             also = tuple(dict.fromkeys(e.name for _, _, e in matching[1:] if e.name != best.name))
-            return Verdict(
-                **common,
+            return replace(
+                base,
                 hypothesis=best.name,
                 description=best.description,
                 fix=best.fix,
@@ -183,9 +180,8 @@ def _diagnose(case: Case, inputs: Inputs, got: Outputs) -> Verdict:
             )
         if not lower:
             closest = next((item for item in scored if np.isfinite(item[1])), None)
-    return Verdict(
-        **common,
-        hypothesis=None,
+    return replace(
+        base,
         closest=closest[2].name if closest else None,
         closest_error=closest[1] if closest else None,
     )
