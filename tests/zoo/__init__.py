@@ -1,4 +1,4 @@
-"""The zoo: deliberately broken RNN implementations, one named bug each (FAILURE_MODES.md).
+"""The zoo: deliberately broken RNN implementations, one named bug each (docs/failure-modes.md).
 
 Each entry is :mod:`tests.zoo.scratch` with one bug switched on, the check category that
 must catch it, and the name the diagnosis should give it (None when the bug lies outside

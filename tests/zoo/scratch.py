@@ -2,7 +2,7 @@
 
 Correct by default (``torch.nn``'s call convention and parameter names, so the default
 loader works); each field of :class:`Bugs` switches on one named bug from
-``FAILURE_MODES.md``. ``correct`` is the implementation with no bug switched on.
+``docs/failure-modes.md``. ``correct`` is the implementation with no bug switched on.
 """
 
 from __future__ import annotations
