@@ -155,3 +155,10 @@ def test_catch_rate() -> None:
     print(f"zoo catch rate: {sum(caught.values())}/{len(ZOO)}")
     proven = {entry.catches for name, entry in ZOO.items() if caught[name]}
     assert proven == set(CATEGORIES), f"categories no zoo entry proves: {set(CATEGORIES) - proven}"
+
+
+@pytest.mark.parametrize("name", sorted(set(ZOO) - set(NAMED)))
+def test_diagnosis_does_not_guess_bugs_outside_the_library(name: str) -> None:
+    """No hypothesis or precision is named (a gradient localisation may be)."""
+    found = cause(name)
+    assert found is None or not _known(found), f"{name}: {first_failure(name)}: {found}"

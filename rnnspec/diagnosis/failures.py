@@ -50,9 +50,8 @@ def attach(failure: CheckFailure, explain: Callable[[], Any]) -> None:
     try:
         verdict = explain()
     except Exception as error:  # a broken candidate may break its re-run too
-        label = str(failure.details.get("config", ""))
         verdict = Verdict(
-            label, "", None, None, note=f"diagnosis failed: {type(error).__name__}: {error}"
+            "", "", None, None, note=f"diagnosis failed: {type(error).__name__}: {error}"
         )
     if verdict is not None:
         failure.details["diagnosis"] = verdict
@@ -73,15 +72,16 @@ def diagnosed(check: Check) -> Check:
             check(impl, case, record)
         except CheckFailure as failure:
             if "diagnosis" not in failure.details:
-                attach(failure, functools.partial(rerun, impl, case, failure))
+                attach(failure, functools.partial(rerun, impl, case, failure.category))
             raise
 
     return run
 
 
-def rerun(impl: Implementation, case: Case, failure: CheckFailure) -> Verdict | None:
-    """Diagnose the candidate's forward run on ``case``, or probe why it fails to run."""
-    if failure.category not in VALUES | STATE:
+def rerun(impl: Implementation, case: Case, category: str) -> Verdict | None:
+    """Diagnose the candidate's forward run on ``case`` after a failure of ``category``, or
+    probe why it fails to run."""
+    if category not in VALUES | STATE:
         return None
     inputs = make_inputs(case)
     try:
@@ -97,7 +97,7 @@ def rerun(impl: Implementation, case: Case, failure: CheckFailure) -> Verdict | 
         return zero_state_probe(impl, case, inputs)
     if case.device == "meta":  # no values to read: only a zero state made elsewhere shows
         return None
-    if failure.category not in VALUES:
+    if category not in VALUES:
         return zero_state_probe(impl, case, inputs)
     verdict = diagnose(case, inputs, got)
     if verdict.cause is None and verdict.divergence is None and not verdict.note:
@@ -202,6 +202,6 @@ def explain_gradients(
 ) -> GradientVerdict:
     """Every wrong gradient, and the diagnosis of the forward run when that is wrong too
     (then the gradients follow from it)."""
-    forward_verdict = rerun(impl, case, CheckFailure("gradients", category="mismatch"))
+    forward_verdict = rerun(impl, case, "mismatch")
     wrong_forward = forward_verdict is not None and forward_verdict.note != MATCHES_GOLD
     return localise_gradients(case, got, expected, tol, forward_verdict if wrong_forward else None)

@@ -49,7 +49,9 @@ class GradientVerdict:
         if self.forward is not None and self.forward.cause is not None:
             return str(self.forward.cause)
         parameters = dict.fromkeys(CANONICAL.sub(r"\g<parameter>", w.name) for w in self.wrong)
-        return f"wrong gradient of {', '.join(parameters)}" if parameters else None
+        missing = all(wrong.parts == ("missing",) for wrong in self.wrong)
+        what = "missing gradient" if missing else "wrong gradient"
+        return f"{what} of {', '.join(parameters)}" if parameters else None
 
     @property
     def fix(self) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from reference.compose import FEEDS, REVERSE_MODES
 from rnnspec import notation
 from rnnspec.cases import Case
 from rnnspec.config import RNNConfig
@@ -295,14 +296,13 @@ def _final_state(hypothesis: Hypothesis, cell: Cell, config: RNNConfig) -> list[
 
 
 def _composition(hypothesis: Hypothesis, cell: Cell, config: RNNConfig) -> list[Explanation]:
-    options = {
-        key: hypothesis.options[key] for key in ("reverse", "feed") if key in hypothesis.options
-    }
-    if options.get("reverse", "aligned") not in ("aligned", "over_padding", "not_realigned") or (
-        options.get("feed", "in_order") not in ("in_order", "swapped")
-    ):
-        raise SpecSemanticError(f"{hypothesis.name}: unknown composition {options}")
-    return [_explain(hypothesis, cell, Model(cell, **options))]
+    reverse = hypothesis.options.get("reverse", "aligned")
+    feed = hypothesis.options.get("feed", "in_order")
+    if reverse not in REVERSE_MODES or feed not in FEEDS:
+        raise SpecSemanticError(
+            f"{hypothesis.name}: reverse must be in {REVERSE_MODES}, feed in {FEEDS}"
+        )
+    return [_explain(hypothesis, cell, Model(cell, reverse=reverse, feed=feed))]
 
 
 def _packing(hypothesis: Hypothesis, cell: Cell, config: RNNConfig) -> list[Explanation]:
