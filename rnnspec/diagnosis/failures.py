@@ -131,7 +131,6 @@ def second_call_probe(candidate: Candidate, inputs: Inputs, first: Outputs) -> V
         found[0].name,
         description,
         fix,
-        0.0,
         tried=1,
         note=note,
     )
@@ -187,7 +186,6 @@ def zero_state_probe(impl: Implementation, case: Case, inputs: Inputs) -> Verdic
         hypothesis.name,
         description,
         fix,
-        error=0.0,
         tried=1,
         note="with hx=None it fails; with explicit zero states it runs and matches the gold",
     )

@@ -42,7 +42,7 @@ class Verdict:
     hypothesis: str | None
     description: str = ""
     fix: str = ""
-    error: float | None = None
+    error: float | None = None  # None for a probe: a re-run, not a prediction
     also: tuple[str, ...] = ()
     tried: int = 0
     closest: str | None = None
@@ -64,7 +64,8 @@ class Verdict:
     @property
     def what(self) -> str:
         if self.hypothesis is not None:
-            text = f"matches {self.hypothesis} to {self.error:.1g}: {self.description}"
+            matched = "" if self.error is None else f" to {self.error:.1g}"
+            text = f"matches {self.hypothesis}{matched}: {self.description}"
             if self.precision:
                 text += f" (matched at {self.precision}'s tolerance)"
             if self.also:
