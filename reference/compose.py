@@ -75,7 +75,7 @@ class TorchOps:
 
 
 REVERSE_MODES = ("aligned", "over_padding", "not_realigned")
-FEEDS = ("in_order", "swapped")
+FEEDS = ("in_order", "swapped", "reverse_first")
 
 
 def reverse_index(lengths: np.ndarray, steps: int) -> np.ndarray:
@@ -104,7 +104,7 @@ def run(
     ``reverse="over_padding"`` runs the reverse direction from the padded end of each
     sequence over its padding, ``reverse="not_realigned"`` leaves its outputs in processing
     order; ``feed="swapped"`` feeds the layers above the first the directions' outputs
-    reverse first.
+    reverse first, ``feed="reverse_first"`` concatenates them so everywhere (the output too).
     """
     if reverse not in REVERSE_MODES or feed not in FEEDS:
         raise ValueError(f"reverse must be in {REVERSE_MODES} and feed in {FEEDS}")
@@ -132,7 +132,8 @@ def run(
             for kind, value in enumerate(final):
                 finals[kind][index] = value
         last = layer_number == num_layers - 1
-        layer_input = ops.cat(outputs[::-1] if feed == "swapped" and not last else outputs)
+        swapped = feed == "reverse_first" or (feed == "swapped" and not last)
+        layer_input = ops.cat(outputs[::-1] if swapped else outputs)
         if between_layers is not None and not last:
             layer_input = between_layers(layer_input)
     return layer_input, tuple(ops.stack(values) for values in finals)

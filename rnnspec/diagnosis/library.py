@@ -23,7 +23,7 @@ from reference.compose import FEEDS, REVERSE_MODES
 from rnnspec import notation
 from rnnspec.cases import Case
 from rnnspec.config import RNNConfig
-from rnnspec.diagnosis.predict import Model
+from rnnspec.diagnosis.predict import INITIAL_MODES, Model
 from rnnspec.errors import Location, SpecSemanticError
 from rnnspec.notation import Call, Expr, Name
 from rnnspec.spec import SPECS_DIR, Cell, Equation, all_specs
@@ -34,7 +34,16 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 HYPOTHESES_PATH = SPECS_DIR / "hypotheses.toml"
-FEATURES = ("bias", "bidirectional", "stacked", "packed", "proj", "given_state", "no_state")
+FEATURES = (
+    "bias",
+    "bidirectional",
+    "layers",
+    "stacked",
+    "packed",
+    "proj",
+    "given_state",
+    "no_state",
+)
 PROBES = ("explicit_zero_state", "second_call")
 
 
@@ -55,6 +64,7 @@ class Hypothesis:
         present = {
             "bias": config.bias,
             "bidirectional": config.bidirectional,
+            "layers": config.num_layers > 1,
             "stacked": config.bidirectional and config.num_layers > 1,
             "packed": case.packed,
             "proj": config.proj_size > 0,
@@ -275,8 +285,12 @@ def _read_out(hypothesis: Hypothesis, cell: Cell, config: RNNConfig) -> list[Exp
 
 
 def _state_layout(hypothesis: Hypothesis, cell: Cell, config: RNNConfig) -> list[Explanation]:
-    if hypothesis.options["order"] != "direction_major":
-        raise SpecSemanticError(f"{hypothesis.name}: unknown state order")
+    order = hypothesis.options["order"]
+    if order not in ("direction_major", "swapped"):
+        raise SpecSemanticError(f"{hypothesis.name}: unknown state order {order!r}")
+    if order == "swapped":
+        swappable = len(cell.states) == 2 and config.proj_size == 0
+        return [_explain(hypothesis, cell, Model(cell, states_swapped=True))] if swappable else []
     names = {state.name for state in cell.states}
     states = tuple(name for name in hypothesis.options["states"] if name in names)
     return [_explain(hypothesis, cell, Model(cell, direction_major=states))]
@@ -284,7 +298,7 @@ def _state_layout(hypothesis: Hypothesis, cell: Cell, config: RNNConfig) -> list
 
 def _initial_state(hypothesis: Hypothesis, cell: Cell, config: RNNConfig) -> list[Explanation]:
     mode = hypothesis.options["mode"]
-    if mode not in ("ignored", "direction_major"):
+    if mode not in INITIAL_MODES[1:]:
         raise SpecSemanticError(f"{hypothesis.name}: unknown initial state mode {mode!r}")
     return [_explain(hypothesis, cell, Model(cell, initial=mode))]
 

@@ -29,6 +29,7 @@ READ_OUTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "tanh": np.tanh,
     "relu": lambda value: np.maximum(value, 0.0),
 }
+INITIAL_MODES = ("given", "ignored", "direction_major", "first_layer_only")
 Canonical = tuple[np.ndarray, list[np.ndarray], Mapping[str, np.ndarray], np.ndarray | None]
 
 
@@ -41,7 +42,8 @@ class Model:
     reverse: str = "aligned"  # compose.REVERSE_MODES
     feed: str = "in_order"  # compose.FEEDS
     direction_major: tuple[str, ...] = ()  # final states stacked direction * L + layer
-    initial: str = "given"  # ignored (zeros) | direction_major (h0 read direction * L + layer)
+    states_swapped: bool = False  # the final states returned in reverse order: (c_n, h_n)
+    initial: str = "given"  # INITIAL_MODES
     final_from_last_step: bool = False  # h_n = the last layer's output at t = T - 1
     lengths_ignored: bool = False  # packed input run as if every step were data
     proj_ignored: bool = False  # run as proj_size=0, canonical weights zero-padded to fit
@@ -94,6 +96,12 @@ def _padded(array: np.ndarray, shape: Sequence[int]) -> np.ndarray:
 def _initial_states(model: Model, config: RNNConfig, states: Sequence[np.ndarray]) -> list:
     if model.initial == "ignored":
         return [np.zeros_like(state) for state in states]
+    if model.initial == "first_layer_only":  # the layers above start from zeros
+        first = [
+            composition().index(0, d, config.num_directions) for d in range(config.num_directions)
+        ]
+        kept = np.isin(np.arange(config.num_layers * config.num_directions), first)
+        return [np.where(kept[:, None, None], state, 0.0) for state in states]
     if model.initial == "direction_major":
         layers, directions = config.num_layers, config.num_directions
         index_of = composition().index
@@ -139,13 +147,11 @@ def predict(
     if model.final_from_last_step:
         _final_from_last_step(config, output, finals[0])
     names = [state.name for state in model.cell.states]
-    return Observed(
-        output,
-        tuple(
-            _direction_major(config, state) if name in model.direction_major else state
-            for name, state in zip(names, finals, strict=True)
-        ),
+    stacked = tuple(
+        _direction_major(config, state) if name in model.direction_major else state
+        for name, state in zip(names, finals, strict=True)
     )
+    return Observed(output, stacked[::-1] if model.states_swapped else stacked)
 
 
 def _final_from_last_step(config: RNNConfig, output: np.ndarray, h_n: np.ndarray) -> None:

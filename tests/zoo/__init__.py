@@ -202,6 +202,30 @@ ENTRIES = [
         Bugs(layers_fed_swapped=True),
     ),
     _entry(
+        "directions_swapped",
+        "Every concatenation of the directions is cat(reverse, forward), the output's too.",
+        "parity",
+        "directions_swapped",
+        {"elman"},
+        Bugs(directions_swapped=True),
+    ),
+    _entry(
+        "h0_first_layer_only",
+        "A stacked GRU passes hx to its first layer only; the layers above start from zeros.",
+        "parity",
+        "h0_first_layer_only",
+        {"gru"},
+        Bugs(h0_first_layer_only=True),
+    ),
+    _entry(
+        "hn_cn_swapped",
+        "The LSTM returns (c_n, h_n) instead of (h_n, c_n).",
+        "parity",
+        "hn_cn_swapped",
+        {"lstm"},
+        Bugs(states_swapped=True),
+    ),
+    _entry(
         "hn_from_last_step",
         "h_n of the last layer is output[-1]: the padding for short sequences, and the reverse "
         "direction's first step.",

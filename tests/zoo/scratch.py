@@ -59,6 +59,9 @@ class Bugs:
     hx_ignored: bool = False  # a given hx is checked, then zeros are used
     h0_direction_major: bool = False  # h0[direction * L + layer]
     layers_fed_swapped: bool = False  # layers above the first get cat(reverse, forward)
+    directions_swapped: bool = False  # every concatenation cat(reverse, forward)
+    h0_first_layer_only: bool = False  # layers above the first start from zeros
+    states_swapped: bool = False  # returns (c_n, h_n)
     hn_from_last_step: bool = False  # h_n of the last layer = output[-1]
     stateful: bool = False  # without hx, starts from the previous call's final states
     float32_compute: bool = False  # computes in float32 whatever the input's dtype
@@ -127,12 +130,14 @@ class ScratchRNN(nn.Module):
                 if bugs.h0_direction_major:
                     index = direction * layers + layer
                 start = tuple(state[index] for state in states)
+                if bugs.h0_first_layer_only and layer > 0:
+                    start = tuple(torch.zeros_like(state) for state in start)
                 output, final = self.run_direction(layer_input, start, layer, direction, masks)
                 outputs.append(output)
                 for kept, value in zip(finals, final, strict=True):
                     kept.append(value)
             last = layer == layers - 1
-            swapped = bugs.layers_fed_swapped and not last
+            swapped = bugs.directions_swapped or (bugs.layers_fed_swapped and not last)
             layer_input = torch.cat(outputs[::-1] if swapped else outputs, dim=-1)
             dropping = self.training and config.dropout > 0 and not bugs.dropout_ignored
             if dropping and (not last or bugs.dropout_after_last):
@@ -181,6 +186,8 @@ class ScratchRNN(nn.Module):
                 states = [state.transpose(0, 1) for state in states]
         if len(states) == 1:
             return result, states[0]
+        if bugs.states_swapped:
+            states = states[::-1]
         return result, list(states) if bugs.state_as_list else tuple(states)
 
     def initial_states(self, x: Tensor, hx: Any, unbatched: bool) -> list[Tensor]:
