@@ -3,8 +3,10 @@ when a bug is not, and points at the first diverging step, layer, direction and 
 
 from __future__ import annotations
 
+import ast
 import re
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -446,3 +448,18 @@ def test_seed_000s_dummy_rnn_is_named_with_its_fix():
         "applies tanh only to the output it reads out; fix: apply tanh inside the recurrence, "
         "h' = tanh(W_ih x + b_ih + W_hh h + b_hh), and return that h' as the output and the state"
     )
+
+
+def test_the_diagnosis_sits_below_the_checks():
+    """rnnspec.diagnosis imports neither rnnspec.checks nor conformance (no cycle with the
+    checks that call it)."""
+    package = Path(diagnosis.__file__).parent
+    imported = set()
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+    above = {name for name in imported if name.startswith(("rnnspec.checks", "conformance"))}
+    assert not above
