@@ -8,11 +8,13 @@ themselves live in :mod:`rnnspec.checks`; this module only wires them into pytes
 from __future__ import annotations
 
 import gc
+import traceback
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import rnnspec
 from rnnspec import registry, spec
 from rnnspec.checks import CATEGORIES
 from rnnspec.compare import CheckFailure, Comparison
@@ -212,15 +214,29 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """A check's failure reads as its one-line message, the diagnosis in its own section:
-    no traceback, no dump of the implementation and case objects passed to the check."""
+    """A check's failure reads as its one-line message, with what the candidate raised and
+    the diagnosis in sections of their own: no dump of the objects passed to the check."""
     outcome = yield
     report = outcome.get_result()
     error = call.excinfo.value if call.excinfo is not None else None
     if report.failed and isinstance(error, CheckFailure):
         report.longrepr = str(error)
+        if error.__cause__ is not None:
+            report.sections.append(("candidate traceback", _traceback(error.__cause__)))
         if "diagnosis" in error.details:
             report.sections.append(("rnnspec diagnosis", str(error.details["diagnosis"])))
+
+
+def _traceback(error: BaseException) -> str:
+    """What the candidate raised, with its own frames (rnnspec's left out)."""
+    kit = str(Path(rnnspec.__file__).resolve().parent)
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if not str(Path(frame.filename).resolve()).startswith(kit)
+    ]
+    lines = traceback.format_list(frames) + traceback.format_exception_only(error)
+    return "".join(lines).rstrip()
 
 
 class _Reporter:

@@ -4,6 +4,7 @@ when a bug is not, and points at the first diverging step, layer, direction and 
 from __future__ import annotations
 
 import ast
+import json
 import re
 from functools import cache
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+import conformance
 from rnnspec import cli, diagnosis, harness
 from rnnspec.builtins import torch_nn
 from rnnspec.cases import Case
@@ -29,6 +31,8 @@ from rnnspec.protocol import (
 from rnnspec.spec import shipped_spec_paths, shipped_specs
 from rnnspec.tolerance import tolerance
 from tests.zoo import ZOO, scratch
+
+pytest_plugins = ["pytester"]
 
 LIBRARY_NAMES = {
     "gate_permutation:{order}",
@@ -463,3 +467,58 @@ def test_the_diagnosis_sits_below_the_checks():
                 imported.update(alias.name for alias in node.names)
     above = {name for name in imported if name.startswith(("rnnspec.checks", "conformance"))}
     assert not above
+
+
+# -- the plugin renders verdicts ---------------------------------------------------------------
+RAISING = """
+import torch
+from dataclasses import replace
+from rnnspec.protocol import Implementation
+
+
+def call(module, x, hx):
+    raise RuntimeError("planted failure")
+
+
+raising = replace(Implementation.from_module(torch.nn.GRU, name="raising", cells={"gru"}), call=call)
+"""
+ONE_CASE = ("-m", "parity", "-k", "gru- and not no-bias and not batch_first and not hxNone")
+SUITE = str(Path(conformance.__file__).resolve().parent)
+
+
+def test_a_failure_report_is_the_message_the_verdict_and_the_likely_cause(pytester):
+    argv = [SUITE, "--impl", "tests.test_diagnosis:reset_before", *ONE_CASE]
+    result = pytester.runpytest(*argv, "-p", "no:cacheprovider", "--conformance-report", "out")
+    output = result.stdout.str()
+    assert "implementation = " not in output and "case = Case(" not in output
+    result.stdout.fnmatch_lines(
+        [
+            "output[[]*, but should be * [[]gru I=5 H=7 T=6 B=3 dtype=float64[]]",
+            "*- rnnspec diagnosis -*",
+            "diverges at t=0, * matches gru_reset_before to *: your GRU applies the reset gate *",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        ["likely causes, by cell (from the diagnoses):", "  gru: gru_reset_before (*x) - fix: *"]
+    )
+    failed = [
+        r for r in json.loads((pytester.path / "out.json").read_text())["results"] if r["diagnosis"]
+    ]
+    assert failed and {r["diagnosis"]["cause"] for r in failed} == {"gru_reset_before"}
+
+
+def test_a_raising_candidate_shows_its_own_traceback(pytester):
+    pytester.makepyfile(candidates=RAISING)
+    pytester.syspathinsert()
+    result = pytester.runpytest(
+        SUITE, "--impl", "candidates:raising", *ONE_CASE, "-p", "no:cacheprovider"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "raising: forward raised RuntimeError: planted failure [[]gru *",
+            "*- candidate traceback -*",
+            '*candidates.py", line *, in call',
+            "RuntimeError: planted failure",
+        ]
+    )
+    assert "implementation = " not in result.stdout.str()
