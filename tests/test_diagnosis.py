@@ -522,3 +522,50 @@ def test_a_raising_candidate_shows_its_own_traceback(pytester):
         ]
     )
     assert "implementation = " not in result.stdout.str()
+
+
+# -- a JAX LSTM computing in float32 (JAX's default) on float64 cases -------------------------
+class JaxLSTM:
+    """One layer, time-major, in jax.numpy: float32 whatever it is given."""
+
+    def __init__(self, jnp):
+        self.jnp = jnp
+
+    def load(self, weights: dict) -> None:
+        jnp = self.jnp
+        self.w_ih, self.w_hh = (
+            jnp.asarray(weights["weight_ih_l0"]),
+            jnp.asarray(weights["weight_hh_l0"]),
+        )
+        self.b = jnp.asarray(weights["bias_ih_l0"] + weights["bias_hh_l0"])
+
+    def __call__(self, x: np.ndarray, hx: tuple) -> tuple:
+        jnp = self.jnp
+        h, c = (jnp.asarray(state[0]) for state in hx)
+        outputs = []
+        for x_t in jnp.asarray(x):
+            i, f, g, o = jnp.split(x_t @ self.w_ih.T + h @ self.w_hh.T + self.b, 4, axis=-1)
+            c = jax_sigmoid(jnp, f) * c + jax_sigmoid(jnp, i) * jnp.tanh(g)
+            h = jax_sigmoid(jnp, o) * jnp.tanh(c)
+            outputs.append(h)
+        back = [np.asarray(value, dtype=x.dtype) for value in (jnp.stack(outputs), h, c)]
+        return back[0], (back[1][None], back[2][None])
+
+
+def jax_sigmoid(jnp, value):
+    return 1 / (1 + jnp.exp(-value))
+
+
+def test_a_jax_lstm_in_float32_is_told_so_not_hard_sigmoid():
+    jnp = pytest.importorskip("jax.numpy")
+    impl = Implementation(
+        "jax-lstm",
+        lambda config, device, dtype: JaxLSTM(jnp),
+        Capabilities(cells=frozenset({"lstm"}), max_layers=1, bidirectional=False),
+        load_weights=lambda model, weights: model.load(weights),
+        call=lambda model, x, hx: model(x, hx),
+        framework="numpy",
+    )
+    verdict = _parity_verdict(impl, Case(RNNConfig("lstm", input_size=5, hidden_size=7)))
+    assert verdict.cause == "computes_in_float32", str(verdict)
+    assert "your network computes in float32, not float64" in str(verdict)
