@@ -569,3 +569,14 @@ def test_a_jax_lstm_in_float32_is_told_so_not_hard_sigmoid():
     verdict = _parity_verdict(impl, Case(RNNConfig("lstm", input_size=5, hidden_size=7)))
     assert verdict.cause == "computes_in_float32", str(verdict)
     assert "your network computes in float32, not float64" in str(verdict)
+
+
+state_float32 = ZOO["state_float32"].implementation
+
+
+def test_cli_diagnose_probes_a_run_that_raises(capsys):
+    argv = ["diagnose", "--impl", "tests.test_diagnosis:state_float32", "--cell", "lstm"]
+    assert cli.main([*argv, "--config", "given_state=false"]) == 1
+    out = capsys.readouterr().out
+    assert "lstm I=5 H=7 T=6 B=3 hx=None dtype=float64: raised" in out
+    assert "matches zero_state_dtype: your LSTM makes its zero state in a hard-coded dtype" in out

@@ -9,6 +9,7 @@ from typing import Any
 from rnnspec.cases import Case
 from rnnspec.compare import CheckFailure, compare
 from rnnspec.config import RNNConfig
+from rnnspec.diagnosis.failures import rerun
 from rnnspec.diagnosis.verdict import Verdict, diagnose
 from rnnspec.errors import ConfigError
 from rnnspec.harness import Candidate, Unsupported, forward, gold, make_inputs, quiet, require
@@ -145,7 +146,7 @@ def run(impl: Implementation, case: Case, as_cell: str | None = None) -> Result:
         with quiet():
             got = forward(Candidate(impl, case, inputs))
     except CheckFailure as failure:
-        return Result(judged, "raised", str(failure))
+        return Result(judged, "raised", str(failure), rerun(impl, case, failure.category))
     expected = gold(judged, inputs)
     tol = tolerance(case.dtype, case.steps, case.config.num_layers)
     try:
