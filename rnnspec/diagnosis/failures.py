@@ -106,6 +106,24 @@ def rerun(impl: Implementation, case: Case, category: str) -> Verdict | None:
     return verdict
 
 
+def _runs_without_state_in_another_dtype(impl: Implementation, case: Case) -> bool:
+    """Whether hx=None runs on the case's device in float32 or float64 where the case's own
+    dtype fails: then the zero state has a hard-coded dtype, else it is on the wrong device."""
+    for dtype in ("float32", "float64"):
+        other = case.replace(dtype=dtype)
+        if dtype == case.dtype or impl.capabilities.unsupported(
+            other.config, dtype=dtype, device=case.device, unbatched=case.unbatched
+        ):
+            continue
+        try:
+            with quiet():
+                forward(build(impl, other))
+        except CheckFailure:
+            continue
+        return True
+    return False
+
+
 def second_call_probe(candidate: Candidate, inputs: Inputs, first: Outputs) -> Verdict | None:
     """Without h0, a second identical call starts from the first call's final states: the
     network keeps its state between calls."""
@@ -153,7 +171,8 @@ def without_state(impl: Implementation, case: Case) -> Verdict | None:
 
 def zero_state_probe(impl: Implementation, case: Case, inputs: Inputs) -> Verdict | None:
     """Without h0 the run fails; with explicit zeros in the input's dtype and device it is
-    right: the network makes its own zero state in another dtype or on another device."""
+    right: the network makes its own zero state in another dtype (when hx=None runs in
+    another dtype) or on another device."""
     found = [h for h in probes(case) if h.options["probe"] == "explicit_zero_state"]
     if not found:
         return None
@@ -174,7 +193,7 @@ def zero_state_probe(impl: Implementation, case: Case, inputs: Inputs) -> Verdic
         pairs = zip((got.output, *got.states), (expected.output, *expected.states), strict=True)
         if not all(within(g, e, tol) for g, e in pairs):
             return None
-    what = "device" if case.device != "cpu" else "dtype"
+    what = "dtype" if _runs_without_state_in_another_dtype(impl, case) else "device"
     hypothesis = next((h for h in found if h.options.get("when") == what), found[0])
     description, fix = describe(
         hypothesis, case.config.resolve(), dtype=case.dtype, device=case.device
