@@ -73,6 +73,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "cases(provider=f, **options): parametrize 'case' with provider(cells)"
     )
+    config.addinivalue_line(
+        "markers",
+        "slow: rnnspec conformance checks left out of a run without -m (compile, export, "
+        "large sizes)",
+    )
     for path in config.getoption("spec"):
         try:
             spec.register(spec.load(path))
@@ -142,6 +147,13 @@ def pytest_collection_modifyitems(
         if slow:
             config.hook.pytest_deselected(items=slow)
             items[:] = [item for item in items if not item.get_closest_marker("speed")]
+    if not config.getoption("markexpr"):  # slow conformance checks run only when -m selects them
+        heavy = [
+            item for item in items if item.get_closest_marker("slow") and _is_conformance(item)
+        ]
+        if heavy:
+            config.hook.pytest_deselected(items=heavy)
+            items[:] = [item for item in items if item not in heavy]
     if IMPLEMENTATION_KEY in config.stash:
         return
     if any(_is_conformance(item) for item in items):

@@ -73,7 +73,9 @@ def gold(case: Case, inputs: Inputs) -> Outputs:
     return Outputs(output, as_states(state))
 
 
-def require(impl: Implementation, case: Case, gradients: bool = False) -> None:
+def require(
+    impl: Implementation, case: Case, gradients: bool = False, transform: str | None = None
+) -> None:
     reason = impl.capabilities.unsupported(
         case.config,
         dtype=case.dtype,
@@ -81,6 +83,7 @@ def require(impl: Implementation, case: Case, gradients: bool = False) -> None:
         packed=case.packed,
         unbatched=case.unbatched,
         gradients=gradients,
+        transform=transform,
     )
     if reason:
         raise Unsupported(reason)

@@ -21,6 +21,20 @@ ALL_CELLS = frozenset(
 TORCH_NN_CELLS = frozenset({"elman", "elman:relu", "gru", "lstm"})
 ALL_DTYPES = frozenset({"float64", "float32", "bfloat16", "float16"})
 ALL_DEVICES = frozenset({"cpu", "meta", "cuda"})
+# What a torch candidate may be run through (rnnspec.checks.transforms, gradients, dtype).
+ALL_TRANSFORMS = frozenset(
+    {
+        "compile",
+        "export",
+        "script",
+        "onnx",
+        "functional_call",
+        "vmap",
+        "jvp",
+        "double_backward",
+        "autocast",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,7 @@ class Capabilities:
     dtypes: frozenset[str] = ALL_DTYPES
     devices: frozenset[str] = ALL_DEVICES
     gradients: bool = True
+    transforms: frozenset[str] = ALL_TRANSFORMS
 
     def declares(self, cell: str) -> bool:
         """Whether ``cell`` (``"gru:reset_before"``) is among the declared cells."""
@@ -57,6 +72,7 @@ class Capabilities:
         packed: bool = False,
         unbatched: bool = False,
         gradients: bool = False,
+        transform: str | None = None,
     ) -> str | None:
         """Why this candidate cannot run the case, or None when it can."""
         checks = [
@@ -78,6 +94,11 @@ class Capabilities:
             (dtype not in self.dtypes, f"dtype {dtype} not supported"),
             (device not in self.devices, f"device {device} not supported"),
             (gradients and not self.gradients, "gradients not supported"),
+            (
+                transform is not None and transform not in self.transforms,
+                f"transform {transform} not supported (supports: "
+                f"{', '.join(sorted(self.transforms)) or 'none'})",
+            ),
         ]
         return next((reason for failed, reason in checks if failed), None)
 
@@ -95,6 +116,7 @@ class Capabilities:
             "dtypes": sorted(self.dtypes),
             "devices": sorted(self.devices),
             "gradients": self.gradients,
+            "transforms": sorted(self.transforms),
         }
 
 

@@ -14,7 +14,17 @@ from collections.abc import Callable
 from rnnspec.compare import Comparison
 
 Record = Callable[[Comparison], None]
-CATEGORIES = ("shapes", "layout", "parity", "gradients", "device", "dtype", "robustness", "speed")
+CATEGORIES = (
+    "shapes",
+    "layout",
+    "parity",
+    "gradients",
+    "device",
+    "dtype",
+    "robustness",
+    "transforms",
+    "speed",
+)
 
 
 def ignore(comparison: Comparison) -> None:
