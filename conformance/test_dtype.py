@@ -10,3 +10,8 @@ pytestmark = pytest.mark.dtype
 @pytest.mark.cases(provider=dtype.cases)
 def test_dtype(implementation, case, record):
     dtype.check_dtype(implementation, case, record)
+
+
+@pytest.mark.cases(provider=dtype.autocast_cases)
+def test_autocast(implementation, case, record):
+    dtype.check_autocast(implementation, case, record)

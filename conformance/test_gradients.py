@@ -10,3 +10,13 @@ pytestmark = pytest.mark.gradients
 @pytest.mark.cases(provider=gradients.cases)
 def test_gradients(implementation, case, record):
     gradients.check_gradients(implementation, case, record)
+
+
+@pytest.mark.cases(provider=gradients.higher_order_cases)
+def test_jvp(implementation, case, record):
+    gradients.check_jvp(implementation, case, record)
+
+
+@pytest.mark.cases(provider=gradients.double_backward_cases)
+def test_double_backward(implementation, case, record):
+    gradients.check_double_backward(implementation, case, record)

@@ -56,3 +56,33 @@ def test_rejects_4d_input(implementation, case, record):
 @pytest.mark.cases(provider=robustness.unbatched_cases)
 def test_unbatched(implementation, case, record):
     robustness.check_unbatched(implementation, case, record)
+
+
+@pytest.mark.cases(provider=robustness.noncontiguous_cases)
+def test_noncontiguous(implementation, case, record):
+    robustness.check_noncontiguous(implementation, case, record)
+
+
+@pytest.mark.cases(provider=robustness.weight_update_cases)
+def test_weight_update(implementation, case, record):
+    robustness.check_weight_update(implementation, case, record)
+
+
+@pytest.mark.cases(provider=robustness.short_packed_cases)
+def test_packed_short_sequences(implementation, case, record):
+    robustness.check_packed(implementation, case, record)
+
+
+@pytest.mark.cases(provider=robustness.packed_cases)
+def test_padding_zero(implementation, case, record):
+    robustness.check_padding_zero(implementation, case, record)
+
+
+@pytest.mark.cases(provider=robustness.batch_invariance_cases)
+def test_batch_invariant(implementation, case, record):
+    robustness.check_batch_invariant(implementation, case, record)
+
+
+@pytest.mark.cases(provider=robustness.seeded_dropout_cases)
+def test_dropout_seeded(implementation, case, record):
+    robustness.check_dropout_seeded(implementation, case, record)

@@ -49,7 +49,10 @@ def linear(weight: torch.Tensor, grad: bool, rows: int | None = None) -> Product
 
 
 def _onednn_applies(weight: torch.Tensor) -> bool:
-    return weight.device.type == "cpu" and weight.dtype == torch.float32 and _onednn_works()
+    """oneDNN's ops have no fake-tensor kernels nor inductor lowering: not while compiling
+    or exporting."""
+    on_cpu = weight.device.type == "cpu" and weight.dtype == torch.float32
+    return on_cpu and not torch.compiler.is_compiling() and _onednn_works()
 
 
 @cache

@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from rnnspec.config import RNNConfig
-from rnnspec.protocol import TORCH_NN_CELLS, Capabilities, Implementation
+from rnnspec.protocol import ALL_TRANSFORMS, TORCH_NN_CELLS, Capabilities, Implementation
+
+# torch 2.13 (README, findings): no vmap batching rule for aten::rnn_tanh, rnn_relu, gru or
+# lstm; no forward-mode AD through the float32 CPU LSTM (oneDNN's mkldnn_rnn_layer)
+TORCH_NN_TRANSFORMS = ALL_TRANSFORMS - {"vmap", "jvp"}
 
 
 def _torch_nn_factory(config: RNNConfig, device: Any, dtype: Any) -> Any:
@@ -25,7 +29,7 @@ def torch_nn() -> Implementation:
     return Implementation(
         "torch",
         _torch_nn_factory,
-        Capabilities(cells=TORCH_NN_CELLS),
+        Capabilities(cells=TORCH_NN_CELLS, transforms=TORCH_NN_TRANSFORMS),
         description="PyTorch's own kernels: torch.nn.RNN, torch.nn.GRU, torch.nn.LSTM",
     )
 
@@ -35,6 +39,7 @@ def reference() -> Implementation:
     return Implementation(
         "reference",
         _reference_factory,
-        Capabilities(cells=frozenset({"*"})),
+        # its module keeps an RNNConfig, which TorchScript cannot type
+        Capabilities(cells=frozenset({"*"}), transforms=ALL_TRANSFORMS - {"script"}),
         description="rnnspec's generated PyTorch reference (reference.nn.RNN)",
     )

@@ -89,8 +89,8 @@ def require(
         raise Unsupported(reason)
 
 
-def guard(what: str, case: Case, action: Callable[[], Any]) -> Any:
-    """Run ``action``; an exception from the candidate becomes a 'raised' failure."""
+def guard(what: str, case: Case, action: Callable[[], Any], category: str = "raised") -> Any:
+    """Run ``action``; an exception from the candidate becomes a failure of ``category``."""
     __tracebackhide__ = True
     try:
         return action()
@@ -99,7 +99,7 @@ def guard(what: str, case: Case, action: Callable[[], Any]) -> Any:
     except Exception as error:
         raise CheckFailure(
             f"{what} raised {type(error).__name__}: {error} [{case.label()}]",
-            category="raised",
+            category=category,
         ) from error
 
 

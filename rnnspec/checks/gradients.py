@@ -18,7 +18,7 @@ from rnnspec.checks import Record
 from rnnspec.checks.shapes import check_shape, expected_shapes
 from rnnspec.compare import CheckFailure, compare, to_numpy
 from rnnspec.diagnosis import attach, diagnosed, explain_gradients
-from rnnspec.harness import Candidate, as_states, guard, make_inputs, require
+from rnnspec.harness import Candidate, as_hx, as_states, guard, make_inputs, quiet, require
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
 from rnnspec.tolerance import tolerance
@@ -63,6 +63,12 @@ def cases(cells: Iterable[str]) -> list[Case]:
     return found
 
 
+def upstream_gradients(case: Case) -> dict[str, np.ndarray]:
+    """Seeded random gradients for output, h_n (and c_n), keyed by those names."""
+    rng = np.random.default_rng(case.seed + UPSTREAM_SEED)
+    return {what: rng.standard_normal(shape) for what, shape in expected_shapes(case).items()}
+
+
 def backward(
     candidate: Candidate, upstream: Mapping[str, np.ndarray]
 ) -> tuple[dict[str, Any], Mapping[str, Any]]:
@@ -79,13 +85,20 @@ def backward(
         for gradient, value in zip(upstream.values(), values, strict=True)
     )
     guard(f"{candidate.impl.name}: backward", case, total.backward)
+    return collect(candidate, x, hx)
+
+
+def collect(candidate: Candidate, x: Any, hx: Any) -> tuple[dict[str, Any], Mapping[str, Any]]:
+    """After a backward pass: the grads of input and h0 (c0), and the weights' from
+    ``gradients()``."""
+    __tracebackhide__ = True
     leaves = {"input": x.grad}
     if hx is not None:
-        names = case.state_names("0")
+        names = candidate.case.state_names("0")
         leaves.update({name: state.grad for name, state in zip(names, as_states(hx), strict=True)})
     weights = guard(
         f"{candidate.impl.name}: gradients()",
-        case,
+        candidate.case,
         lambda: candidate.impl.gradients(candidate.instance),
     )
     return leaves, weights
@@ -109,22 +122,164 @@ def check_gradients(impl: Implementation, case: Case, record: Record) -> None:
     __tracebackhide__ = True
     require(impl, case, gradients=True)
     inputs = make_inputs(case)
-    rng = np.random.default_rng(case.seed + UPSTREAM_SEED)
-    upstream = {what: rng.standard_normal(shape) for what, shape in expected_shapes(case).items()}
+    upstream = upstream_gradients(case)
     gold_case = case.replace(dtype="float64", device="cpu")
     gold_leaves, gold_weights = backward(Candidate(reference(), gold_case, inputs), upstream)
     leaves, weights = backward(Candidate(impl, case, inputs), upstream)
-    tol = tolerance(case.dtype, case.steps, case.config.num_layers, gradient=True)
-    label = case.label()
     try:
-        for got, expected in ((leaves, gold_leaves), (weights, gold_weights)):
-            for name, value in expected.items():
-                if value is None:
-                    continue
-                wanted = to_numpy(value)
-                got_value = _present(got, name, wanted, case)
-                record(compare(got_value, wanted, f"grad {name}", tol, label))
+        compare_gradients((leaves, weights), (gold_leaves, gold_weights), case, record)
     except CheckFailure as failure:
         every, gold_every = {**leaves, **weights}, {**gold_leaves, **gold_weights}
+        tol = tolerance(case.dtype, case.steps, case.config.num_layers, gradient=True)
         attach(failure, lambda: explain_gradients(impl, case, every, gold_every, tol))
         raise
+
+
+def compare_gradients(
+    got: tuple[Mapping[str, Any], Mapping[str, Any]],
+    expected: tuple[Mapping[str, Any], Mapping[str, Any]],
+    case: Case,
+    record: Record,
+    what: str = "grad",
+) -> None:
+    """Every gradient the reference has (leaves, then weights), present and within the
+    case's gradient tolerance."""
+    __tracebackhide__ = True
+    tol = tolerance(case.dtype, case.steps, case.config.num_layers, gradient=True)
+    label = case.label()
+    for found, wanted_grads in zip(got, expected, strict=True):
+        for name, value in wanted_grads.items():
+            if value is None:
+                continue
+            wanted = to_numpy(value)
+            record(
+                compare(_present(found, name, wanted, case), wanted, f"{what} {name}", tol, label)
+            )
+
+
+# --- forward-mode AD and second derivatives (REAL_BUGS 6, 7) --------------------------------
+
+TANGENT_SEED = 4_000_037
+
+
+def higher_order_cases(cells: Iterable[str]) -> list[Case]:
+    """float64: one layer, two bidirectional batch_first layers, no h0, unbatched,
+    projections; float32 on two bidirectional layers. Not packed: the input tangent would
+    have to flow through pack_padded_sequence (double backward adds packed cases)."""
+    found: list[Case] = []
+    for cell in cells:
+        stacked = _case(cell, 2, True, "batch_first")
+        found += [
+            _case(cell, 1, False),
+            stacked,
+            stacked.replace(given_state=False),
+            _case(cell, 1, True, "unbatched"),
+            stacked.replace(dtype="float32"),
+        ]
+        if supports_proj(cell):
+            found.append(_case(cell, 1, False, proj=PROJ))
+    return found
+
+
+def double_backward_cases(cells: Iterable[str]) -> list[Case]:
+    """:func:`higher_order_cases` and packed unsorted lengths on two bidirectional layers."""
+    packed = [_case(cell, 2, True, "packed") for cell in cells]
+    return higher_order_cases(cells) + packed
+
+
+def _random_like(shapes: Iterable[tuple[int, ...]], seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(shape) for shape in shapes]
+
+
+def _leaves(candidate: Candidate, requires_grad: bool = False) -> tuple[Any, Any, tuple]:
+    """x, hx and the differentiable inputs (x and every h0) of the candidate's case."""
+    x, hx = candidate.prepare(requires_grad)
+    return x, hx, (x, *as_states(hx))
+
+
+def forward_mode(candidate: Candidate, tangents: list[np.ndarray]) -> tuple[Any, ...]:
+    """``torch.func.jvp`` of (output, h_n[, c_n]) at the case's input and h0, in the
+    directions ``tangents`` (one per input and h0): the output tangents."""
+    __tracebackhide__ = True
+    import torch
+
+    _, _, primals = _leaves(candidate)
+    directions = tuple(candidate.tensor(tangent) for tangent in tangents)
+
+    def outputs(x: Any, *states: Any) -> tuple[Any, ...]:
+        raw = candidate.impl.call(candidate.instance, candidate.pack(x), as_hx(states))
+        got = candidate.unpack(raw)
+        return (got.output, *got.states)
+
+    with quiet():  # torch.func warns that it scripts helpers, torch.jit.script being deprecated
+        _, result = guard(
+            f"{candidate.impl.name} under torch.func.jvp",
+            candidate.case,
+            lambda: torch.func.jvp(outputs, primals, directions),
+            category="unsupported-transform",
+        )
+    return tuple(result)
+
+
+def check_jvp(impl: Implementation, case: Case, record: Record) -> None:
+    """Forward-mode AD: the output tangents for random input and h0 tangents equal the
+    float64 reference's."""
+    __tracebackhide__ = True
+    require(impl, case, gradients=True, transform="jvp")
+    inputs = make_inputs(case)
+    shapes = [inputs.x.shape, *(state.shape for state in inputs.hx or ())]
+    tangents = _random_like(shapes, case.seed + TANGENT_SEED)
+    gold_case = case.replace(dtype="float64", device="cpu")
+    expected = forward_mode(Candidate(reference(), gold_case, inputs), tangents)
+    got = forward_mode(Candidate(impl, case, inputs), tangents)
+    tol = tolerance(case.dtype, case.steps, case.config.num_layers, gradient=True)
+    for name, value, wanted in zip(case.result_names(), got, expected, strict=True):
+        record(compare(value, wanted, f"tangent of {name}", tol, case.label()))
+
+
+def second_order(
+    candidate: Candidate, upstream: Mapping[str, np.ndarray], directions: list[np.ndarray]
+) -> tuple[dict[str, Any], Mapping[str, Any]]:
+    """Double backward: the first-order grads of input and h0 (with ``create_graph``)
+    dotted with ``directions``, differentiated again into input, h0 and the weights."""
+    __tracebackhide__ = True
+    import torch
+
+    case, name = candidate.case, candidate.impl.name
+    x, hx, leaves = _leaves(candidate, requires_grad=True)
+    got = candidate.run(x, hx)
+    values = (got.output, *got.states)
+    for (what, gradient), value in zip(upstream.items(), values, strict=True):
+        check_shape(value, gradient.shape, what, case.label())
+    total = sum(
+        (value * candidate.tensor(gradient)).sum()
+        for gradient, value in zip(upstream.values(), values, strict=True)
+    )
+    first = guard(
+        f"{name}: backward with create_graph=True",
+        case,
+        lambda: torch.autograd.grad(total, leaves, create_graph=True),
+        category="unsupported-transform",
+    )
+    again = sum(
+        (grad * candidate.tensor(direction)).sum()
+        for grad, direction in zip(first, directions, strict=True)
+    )
+    guard(f"{name}: double backward", case, again.backward, category="unsupported-transform")
+    return collect(candidate, x, hx)
+
+
+def check_double_backward(impl: Implementation, case: Case, record: Record) -> None:
+    """Second derivatives (a Hessian-vector product through input, h0 and every weight)
+    equal the float64 reference's."""
+    __tracebackhide__ = True
+    require(impl, case, gradients=True, transform="double_backward")
+    inputs = make_inputs(case)
+    upstream = upstream_gradients(case)
+    shapes = [inputs.x.shape, *(state.shape for state in inputs.hx or ())]
+    directions = _random_like(shapes, case.seed + TANGENT_SEED)
+    gold_case = case.replace(dtype="float64", device="cpu")
+    expected = second_order(Candidate(reference(), gold_case, inputs), upstream, directions)
+    got = second_order(Candidate(impl, case, inputs), upstream, directions)
+    compare_gradients(got, expected, case, record, "second-order grad")

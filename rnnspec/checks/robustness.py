@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from rnnspec.builtins import reference as generated_reference
 from rnnspec.cases import Case, make_case
 from rnnspec.checks import Record
+from rnnspec.checks.gradients import backward, collect, compare_gradients, upstream_gradients
 from rnnspec.checks.parity import compare_outputs
 from rnnspec.checks.shapes import check_shape
 from rnnspec.compare import CheckFailure, compare, to_numpy, within
@@ -29,7 +31,9 @@ from rnnspec.harness import (
     as_states,
     build,
     build_with_gold,
+    gold,
     guard,
+    make_inputs,
     no_grad,
     quiet,
     require,
@@ -471,3 +475,203 @@ def cases(cells: Iterable[str]) -> list[Case]:
         unbatched_cases,
     )
     return [case for provider in providers for case in provider(cells)]
+
+
+# --- non-contiguous input, state and upstream gradients (REAL_BUGS 9, 10) --------------------
+
+
+def noncontiguous_cases(cells: Iterable[str]) -> list[Case]:
+    """One layer with h0; two bidirectional batch_first layers with h0; projections."""
+    found = []
+    for cell in cells:
+        found.append(_case(cell, steps=5, batch=3))
+        found.append(_case(cell, 2, True, batch_first=True, steps=5, batch=3))
+        if supports_proj(cell):
+            found.append(_case(cell, proj_size=PROJ, steps=5, batch=3))
+    return found
+
+
+def noncontiguous(value: Any) -> Any:
+    """The same values as a transposed view: strides not those of a contiguous array."""
+    if hasattr(value, "contiguous"):
+        return value.transpose(0, 1).contiguous().transpose(0, 1)
+    return np.ascontiguousarray(value.swapaxes(0, 1)).swapaxes(0, 1)
+
+
+def check_noncontiguous(impl: Implementation, case: Case, record: Record) -> None:
+    """Input and h0 (c0) passed as transposed views give the gold; with gradients, so do
+    input, h0 and weight gradients from transposed-view upstream gradients."""
+    __tracebackhide__ = True
+    require(impl, case)
+    candidate, expected = build_with_gold(impl, case)
+    x, hx = candidate.prepare()
+    views = as_hx(tuple(noncontiguous(state) for state in as_states(hx)))
+    with no_grad(candidate), quiet():
+        _, got = call(candidate, noncontiguous(x), views, "forward on transposed views")
+    compare_outputs(got, expected, case, record, suffix=" for non-contiguous input and hx")
+    if not candidate.torch or impl.capabilities.unsupported(case.config, gradients=True):
+        return
+    import torch
+
+    upstream = upstream_gradients(case)
+    gold_case = case.replace(dtype="float64", device="cpu")
+    wanted = backward(Candidate(generated_reference(), gold_case, candidate.inputs), upstream)
+    fresh = Candidate(impl, case, candidate.inputs)
+    x, hx = fresh.prepare(requires_grad=True)
+    views = as_hx(tuple(noncontiguous(state) for state in as_states(hx)))
+    with quiet():
+        _, got = call(fresh, noncontiguous(x), views, "forward on transposed views")
+        values = (got.output, *got.states)
+        grads = [noncontiguous(fresh.tensor(gradient)) for gradient in upstream.values()]
+        guard(
+            f"{impl.name}: backward from transposed-view gradients",
+            case,
+            lambda: torch.autograd.backward(values, grads),
+        )
+    compare_gradients(collect(fresh, x, hx), wanted, case, record, "grad (non-contiguous)")
+
+
+# --- weights changed after a first call (REAL_BUGS 4, 64) ------------------------------------
+
+CHANGED_SEED = 5_000_011  # the weights a candidate is first built and run with
+
+
+def weight_update_cases(cells: Iterable[str]) -> list[Case]:
+    """One layer with h0; two bidirectional layers without; projections."""
+    found = []
+    for cell in cells:
+        found.append(_case(cell, steps=5, batch=3))
+        found.append(_case(cell, 2, True, steps=5, batch=3, given_state=False))
+        if supports_proj(cell):
+            found.append(_case(cell, proj_size=PROJ, steps=5, batch=3))
+    return found
+
+
+def check_weight_update(impl: Implementation, case: Case, record: Record) -> None:
+    """After a first call, weights written into the instance (through its loader, in place
+    for torch.nn's names) and then others through ``load_state_dict`` are the ones the next
+    call computes with: a module caching its flattened weights fails."""
+    __tracebackhide__ = True
+    require(impl, case)
+    inputs = make_inputs(case)
+    first = make_inputs(case.replace(seed=case.seed + CHANGED_SEED))
+    candidate = build(impl, case, replace(inputs, weights=first.weights))
+    run_quietly(candidate)
+    weights = {name: candidate.tensor(value) for name, value in inputs.weights.items()}
+    guard(
+        f"{impl.name}: load_weights after a first call",
+        case,
+        lambda: impl.load_weights(candidate.instance, weights),
+    )
+    got = run_quietly(candidate)
+    compare_outputs(got, gold(case, inputs), case, record, suffix=" after weights were reloaded")
+    load_state_dict = getattr(candidate.instance, "load_state_dict", None)
+    if not callable(load_state_dict):
+        return
+    donor = build(impl, case, replace(inputs, weights=first.weights))
+    guard(
+        f"{impl.name}: load_state_dict after a call",
+        case,
+        lambda: load_state_dict(donor.instance.state_dict()),
+    )
+    got = run_quietly(candidate)
+    expected = gold(case, replace(inputs, weights=first.weights))
+    compare_outputs(got, expected, case, record, suffix=" after load_state_dict")
+
+
+# --- short sequences in a packed batch; the padding region ---------------------------------------
+
+
+def short_packed_cases(cells: Iterable[str]) -> list[Case]:
+    """Packed batches of length-1 sequences only (T = 1), and lengths 1 and T mixed on two
+    bidirectional layers. Zero-length sequences are not packed: torch's
+    pack_padded_sequence refuses them (README, findings)."""
+    found = []
+    for cell in cells:
+        found.append(_case(cell, steps=1, batch=3, lengths=(1, 1, 1)))
+        found.append(_case(cell, 2, True, steps=4, batch=3, lengths=(1, 4, 1), given_state=False))
+    return found
+
+
+def check_padding_zero(impl: Implementation, case: Case, record: Record) -> None:
+    """The packed output, padded, is zero past each sequence's length (the PackedSequence
+    the candidate returns covers each sequence's steps, no more)."""
+    __tracebackhide__ = True
+    require(impl, case)
+    candidate = build(impl, case)
+    x, hx = candidate.prepare()
+    with no_grad(candidate), quiet():
+        _, got = call(candidate, candidate.pack(x), hx)
+    output = to_numpy(got.output)
+    output = output.swapaxes(0, 1) if case.config.batch_first else output
+    for index, length in enumerate(case.lengths or ()):
+        region = output[length:, index]
+        what = f"output[t={length}.., sequence {index}] (past its length {length})"
+        record(compare(region, np.zeros_like(region), what, EXACT, case.label()))
+
+
+# --- batch invariance (REAL_BUGS 2, 16) -----------------------------------------------------------
+
+
+def batch_invariance_cases(cells: Iterable[str]) -> list[Case]:
+    """B = 4: one layer with h0; two bidirectional batch_first layers without."""
+    found = []
+    for cell in cells:
+        found.append(_case(cell, steps=5, batch=4))
+        found.append(_case(cell, 2, True, batch_first=True, steps=5, batch=4, given_state=False))
+    return found
+
+
+def _batch_entries(value: Any, axis: int, order: list[int]) -> Any:
+    return value[(slice(None),) * axis + (order,)]
+
+
+def check_batch_invariant(impl: Implementation, case: Case, record: Record) -> None:
+    """Each sample's output and states are the same (within the case's tolerance) in its
+    batch, in the batch reversed, and run alone."""
+    __tracebackhide__ = True
+    require(impl, case)
+    candidate = build(impl, case)
+    inputs = candidate.inputs
+    batch_axis = 0 if case.config.batch_first else 1
+    full = run_quietly(candidate)
+    batch = case.batch or 1
+    runs: list[tuple[str, list[int]]] = [("in the batch reversed", list(range(batch))[::-1])]
+    runs += [(f"run alone (sample {index})", [index]) for index in range(batch)]
+    for where, order in runs:
+        subset = replace(
+            inputs,
+            x=_batch_entries(inputs.x, batch_axis, order),
+            hx=tuple(state[:, order] for state in inputs.hx) if inputs.hx else None,
+        )
+        part = build(impl, case.replace(batch=len(order)), subset)
+        got = run_quietly(part)
+        expected = Outputs(
+            _batch_entries(to_numpy(full.output), batch_axis, order),
+            tuple(to_numpy(state)[:, order] for state in full.states),
+        )
+        compare_outputs(got, expected, case, record, suffix=f" {where} vs in its batch")
+
+
+# --- dropout under a fixed seed ---------------------------------------------------------------
+
+
+def seeded_dropout_cases(cells: Iterable[str]) -> list[Case]:
+    """dropout=0.5 on two bidirectional layers."""
+    return [_case(cell, 2, True, dropout=DROPOUT, steps=6, batch=3) for cell in cells]
+
+
+def check_dropout_seeded(impl: Implementation, case: Case, record: Record) -> None:
+    """In training mode, two runs after ``torch.manual_seed`` with the same seed are
+    bitwise equal: the dropout masks come from torch's generator."""
+    __tracebackhide__ = True
+    require(impl, case)
+    candidate = build(impl, case)
+    _set_training(candidate, True)
+    with _seeded(candidate, case.seed):
+        first = run_quietly(candidate)
+    with _seeded(candidate, case.seed):
+        second = run_quietly(candidate)
+    label = f"{case.label()} training mode"
+    suffix = " of a second training run with the same seed"
+    compare_outputs(second, first, case, record, label, tol=EXACT, suffix=suffix)
