@@ -20,3 +20,9 @@ def test_jvp(implementation, case, record):
 @pytest.mark.cases(provider=gradients.double_backward_cases)
 def test_double_backward(implementation, case, record):
     gradients.check_double_backward(implementation, case, record)
+
+
+@pytest.mark.slow
+@pytest.mark.cases(provider=gradients.large_cases)
+def test_gradients_large(implementation, case, record):
+    gradients.check_gradients(implementation, case, record)

@@ -77,3 +77,50 @@ def check_forward(impl: Implementation, case: Case, record: Record) -> None:
     except CheckFailure as failure:
         annotate(failure, case, inputs, got)
         raise
+
+
+# --- sizes real kernels switch on (REAL_BUGS 8, 18, 38, 64) -----------------------------------
+
+LARGE = ((256, 1000), (512, 1000))  # (hidden size, T): blocked and oneDNN paths, long loops
+LONG_STEPS = 10_000
+
+
+def square_cases(cells: Iterable[str]) -> list[Case]:
+    """Input size == hidden size and == 2 * hidden size, where a transposed or mixed-up
+    weight has the right shape: one layer, and two layers with every layer's input of the
+    same size (I = H one-directional, I = 2H bidirectional)."""
+    found = []
+    for cell in cells:
+        hidden = SIZES["hidden_size"]
+        base = dict(steps=6, batch=3, hidden_size=hidden)
+        found += [
+            make_case(cell, input_size=hidden, **base),
+            make_case(cell, input_size=2 * hidden, dtype="float32", **base),
+            make_case(cell, 2, False, input_size=hidden, given_state=False, **base),
+            make_case(cell, 2, True, input_size=2 * hidden, batch_first=True, **base),
+        ]
+    return found
+
+
+def large_cases(cells: Iterable[str]) -> list[Case]:
+    """float32 at hidden sizes 256 and 512 over T = 1000 (B = 2, input size H / 2), and
+    T = 10 000 at hidden size 16: finite and within the tolerance at every step."""
+    found = []
+    for cell in cells:
+        for hidden, steps in LARGE:
+            found.append(
+                make_case(
+                    cell,
+                    input_size=hidden // 2,
+                    hidden_size=hidden,
+                    steps=steps,
+                    batch=2,
+                    dtype="float32",
+                )
+            )
+        found.append(
+            make_case(
+                cell, input_size=5, hidden_size=16, steps=LONG_STEPS, batch=2, dtype="float32"
+            )
+        )
+    return found
