@@ -20,4 +20,4 @@ def test_forward_square(implementation, case, record):
 @pytest.mark.slow
 @pytest.mark.cases(provider=parity.large_cases)
 def test_forward_large(implementation, case, record):
-    parity.check_forward(implementation, case, record)
+    parity.check_forward(implementation, case, record, diagnose=False)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rnnspec import checks
-from rnnspec.protocol import Implementation
+from rnnspec.protocol import ALL_TRANSFORMS, Implementation
 from tests.zoo.scratch import Bugs, implementation, projection_skipped
 
 # Every category but speed: its checks time the candidate, and tests assert no wall-clock times.
@@ -27,6 +27,7 @@ class ZooEntry:
     catches: str
     hypothesis: str | None
     failure: str = "mismatch"  # the CheckFailure category it must fail with
+    check: str | None = None  # the one check (conformance test function) that must catch it
 
     def __post_init__(self) -> None:
         if self.catches not in CATEGORIES:
@@ -41,11 +42,12 @@ def _entry(
     cells: set[str],
     bugs: Bugs,
     failure: str = "mismatch",
+    check: str | None = None,
     **capabilities: Any,
 ) -> ZooEntry:
     """The scratch module with ``bugs`` switched on, declaring ``cells``."""
     candidate = implementation(f"zoo:{name}", bugs, cells=frozenset(cells), **capabilities)
-    return ZooEntry(name, bug, candidate, catches, hypothesis, failure)
+    return ZooEntry(name, bug, candidate, catches, hypothesis, failure, check)
 
 
 ENTRIES = [
@@ -405,6 +407,202 @@ ENTRIES = [
         {"lstm"},
         Bugs(state_as_list=True),
         failure="raised",
+    ),
+]
+
+# Each proves one check of issue 14 (REAL_BUGS.md): the check named catches it.
+ENTRIES += [
+    _entry(
+        "compiled_extra_dim",
+        "Under torch.compile, h_n and c_n gain a leading dimension (pytorch#130791).",
+        "transforms",
+        None,
+        {"elman"},
+        Bugs(compiled_extra_dim=True),
+        failure="shape",
+        check="test_compile",
+    ),
+    _entry(
+        "inductor_extra_dim",
+        "Under torch.compile with inductor, h_n gains a leading dimension (pytorch#130791).",
+        "transforms",
+        None,
+        {"elman"},
+        Bugs(compiled_extra_dim=True),
+        failure="shape",
+        check="test_compile_inductor",
+    ),
+    _entry(
+        "export_nan_guard",
+        "The forward raises on NaN input: a data-dependent branch torch.export cannot trace.",
+        "transforms",
+        None,
+        {"elman"},
+        Bugs(nan_guard=True),
+        failure="unsupported-transform",
+        check="test_export",
+    ),
+    _entry(
+        "onnx_nan_guard",
+        "The forward raises on NaN input: a data-dependent branch the ONNX exporter cannot trace.",
+        "transforms",
+        None,
+        {"elman"},
+        Bugs(nan_guard=True),
+        failure="unsupported-transform",
+        check="test_onnx",
+    ),
+    _entry(
+        "script_claimed",
+        "Declares TorchScript support, but its forward uses Python TorchScript cannot compile.",
+        "transforms",
+        None,
+        {"elman"},
+        Bugs(),
+        failure="unsupported-transform",
+        check="test_script",
+        transforms=ALL_TRANSFORMS,
+    ),
+    _entry(
+        "vmap_preallocated_output",
+        "Steps are written into a torch.zeros output buffer in place, which vmap cannot batch.",
+        "transforms",
+        None,
+        {"gru"},
+        Bugs(preallocated_output=True),
+        failure="unsupported-transform",
+        check="test_vmap",
+    ),
+    _entry(
+        "functional_call_cached",
+        "Weights are copied on the first call and reused, so functional_call's never arrive.",
+        "transforms",
+        None,
+        {"lstm"},
+        Bugs(cached_weights=True),
+        check="test_functional_call",
+    ),
+    _entry(
+        "jvp_not_implemented",
+        "tanh is an autograd.Function with a backward and no jvp: forward-mode AD raises.",
+        "gradients",
+        None,
+        {"elman"},
+        Bugs(custom_tanh="no_jvp"),
+        failure="unsupported-transform",
+        check="test_jvp",
+    ),
+    _entry(
+        "double_backward_detached",
+        "tanh's hand-written backward uses its output detached: second derivatives are wrong.",
+        "gradients",
+        None,
+        {"gru"},
+        Bugs(custom_tanh="detached"),
+        check="test_double_backward",
+    ),
+    _entry(
+        "gradients_state_reset",
+        "The step loop restarts from h0 every 512 steps (a chunked kernel without carry).",
+        "gradients",
+        None,
+        {"gru"},
+        Bugs(state_reset_every=512),
+        check="test_gradients_large",
+    ),
+    _entry(
+        "autocast_float16",
+        "Under autocast the output and states are cast to float16, AMP's CUDA dtype.",
+        "dtype",
+        None,
+        {"lstm"},
+        Bugs(autocast_half=True),
+        failure="dtype",
+        check="test_autocast",
+    ),
+    _entry(
+        "raw_strides",
+        "Input and hx are read as if contiguous, whatever their strides (a raw kernel).",
+        "robustness",
+        None,
+        {"gru"},
+        Bugs(raw_strides=True),
+        check="test_noncontiguous",
+    ),
+    _entry(
+        "weights_cached",
+        "Weights are copied on the first call and reused: later updates never arrive "
+        "(pytorch#65688, mxnet#16037).",
+        "robustness",
+        None,
+        {"lstm"},
+        Bugs(cached_weights=True),
+        check="test_weight_update",
+    ),
+    _entry(
+        "packed_squeezed",
+        "The unpacked input is .squeeze()d, so a packed batch of length-1 sequences loses T.",
+        "robustness",
+        None,
+        {"elman"},
+        Bugs(squeeze_unpacked=True),
+        failure="raised",
+        check="test_packed_short_sequences",
+    ),
+    _entry(
+        "keras_masking",
+        "Past a sequence's length the output repeats the last h (Keras masking), packed with "
+        "length T for every sequence.",
+        "robustness",
+        None,
+        {"gru"},
+        Bugs(keras_masking=True),
+        check="test_padding_zero",
+    ),
+    _entry(
+        "batch_standardized",
+        "The input is centred on its batch mean, so a sample's output depends on its batch.",
+        "robustness",
+        None,
+        {"lstm"},
+        Bugs(batch_standardized=True),
+        check="test_batch_invariant",
+    ),
+    _entry(
+        "numpy_dropout",
+        "Dropout masks come from NumPy's global generator, which torch.manual_seed does not fix.",
+        "robustness",
+        None,
+        {"gru"},
+        Bugs(numpy_dropout=True),
+        check="test_dropout_seeded",
+    ),
+    _entry(
+        "zero_state_skips_hidden",
+        "With hx=None the first step skips the hidden product, b_hh with it (mlx#3249).",
+        "device",
+        None,
+        {"gru"},
+        Bugs(skip_first_hidden=True),
+        check="test_zero_state",
+    ),
+    _entry(
+        "weights_by_shape",
+        "W_ih and W_hh are looked up by shape, so with input size == hidden size both are W_hh.",
+        "parity",
+        None,
+        {"elman"},
+        Bugs(weights_by_shape=True),
+        check="test_forward_square",
+    ),
+    _entry(
+        "state_reset_every_512",
+        "The step loop restarts from h0 every 512 steps (a chunked kernel without carry).",
+        "parity",
+        None,
+        {"lstm"},
+        Bugs(state_reset_every=512),
+        check="test_forward_large",
     ),
 ]
 

@@ -12,15 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnspec.config import RNNConfig, canonical_name
-from rnnspec.protocol import Capabilities, Implementation
+from rnnspec.protocol import ALL_TRANSFORMS, Capabilities, Implementation
 
 CELLS = frozenset({"elman", "elman:relu", "gru", "gru:reset_before", "lstm"})
+TRANSFORMS = ALL_TRANSFORMS - {"script"}  # its Bugs and Any-typed code are not TorchScript
 GATES = {"elman": ("h",), "gru": ("r", "z", "n"), "lstm": ("i", "f", "g", "o")}
 
 
@@ -65,6 +67,63 @@ class Bugs:
     hn_from_last_step: bool = False  # h_n of the last layer = output[-1]
     stateful: bool = False  # without hx, starts from the previous call's final states
     float32_compute: bool = False  # computes in float32 whatever the input's dtype
+    compiled_extra_dim: bool = False  # under torch.compile, h_n (c_n) gain a leading dimension
+    nan_guard: bool = False  # raises on NaN input: a data-dependent branch export cannot trace
+    preallocated_output: bool = False  # steps written into a torch.zeros buffer, in place
+    cached_weights: bool = False  # weights copied on the first call and reused after
+    custom_tanh: str = (
+        ""  # "no_jvp": autograd.Function without jvp; "detached": backward on y.detach()
+    )
+    autocast_half: bool = False  # under autocast, output and states cast to float16
+    raw_strides: bool = False  # input and hx read as if contiguous, whatever their strides
+    skip_first_hidden: bool = False  # hx=None: the first step skips the hidden product, b_hh too
+    squeeze_unpacked: bool = False  # the unpacked input is .squeeze()d (T = 1 vanishes)
+    keras_masking: bool = False  # past a length: the last h, not 0, packed with every length T
+    batch_standardized: bool = False  # the input minus its mean over the batch
+    numpy_dropout: bool = False  # dropout masks from NumPy's global generator
+    state_reset_every: int = 0  # the step loop restarts from h0 every this many steps
+    weights_by_shape: bool = False  # W_ih and W_hh looked up by shape: one when I == H
+
+
+class TanhWithoutJvp(torch.autograd.Function):
+    """tanh with a hand-written backward and no forward-mode formula."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        y = torch.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        (y,) = ctx.saved_tensors
+        return grad * (1 - y * y)
+
+
+class TanhDetachedBackward(TanhWithoutJvp):
+    """tanh whose backward uses y detached: first derivatives right, second ones not."""
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        (y,) = ctx.saved_tensors
+        y = y.detach()
+        return grad * (1 - y * y)
+
+
+CUSTOM_TANH = {"no_jvp": TanhWithoutJvp, "detached": TanhDetachedBackward}
+
+
+def contiguous_strides(shape: torch.Size) -> tuple[int, ...]:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= size
+    return tuple(reversed(strides))
+
+
+def read_as_contiguous(tensor: Tensor) -> Tensor:
+    """The tensor's memory read as if it were contiguous: what a raw kernel does."""
+    return tensor.as_strided(tensor.shape, contiguous_strides(tensor.shape))
 
 
 def hard_sigmoid(x: Tensor) -> Tensor:
@@ -96,12 +155,20 @@ class ScratchRNN(nn.Module):
         if bugs.zero_state == "attribute":
             shapes = config.state_shapes(config.resolve(), 1)
             self.initial = [torch.zeros(shape, device=device, dtype=dtype) for shape in shapes]
+        self.cache: dict[tuple[int, int], dict[str, Tensor | None]] = {}
 
     def forward(self, input: Tensor | PackedSequence, hx: Any = None) -> tuple[Any, Any]:
         config, bugs = self.config, self.bugs
         lengths = None
+        if bugs.raw_strides and isinstance(input, Tensor):
+            input = read_as_contiguous(input)
+            hx = read_as_contiguous(hx) if isinstance(hx, Tensor) else hx
+            hx = tuple(map(read_as_contiguous, hx)) if isinstance(hx, tuple) else hx
+        if bugs.nan_guard and isinstance(input, Tensor) and bool(torch.isnan(input).any()):
+            raise ValueError("input contains NaN")
         if isinstance(input, PackedSequence):
             x, lengths = pad_packed_sequence(input)
+            x = x.squeeze() if bugs.squeeze_unpacked else x
         elif input.dim() not in (2, 3):
             raise ValueError(f"expected 2-D or 3-D input, got {input.dim()}-D")
         elif input.dim() == 2:
@@ -111,10 +178,13 @@ class ScratchRNN(nn.Module):
         else:
             x = input
         unbatched = lengths is None and input.dim() == 2
+        if bugs.batch_standardized:
+            x = x - x.mean(dim=1, keepdim=True)
         states = self.initial_states(x, hx, unbatched)
         dtype = x.dtype
         if bugs.float32_compute:
             x, states = x.float(), [state.float() for state in states]
+        skip_first = bugs.skip_first_hidden and hx is None
         masks = None
         if lengths is not None and not bugs.packed_ignored:
             steps = torch.arange(x.shape[0], device=x.device)
@@ -132,7 +202,9 @@ class ScratchRNN(nn.Module):
                 start = tuple(state[index] for state in states)
                 if bugs.h0_first_layer_only and layer > 0:
                     start = tuple(torch.zeros_like(state) for state in start)
-                output, final = self.run_direction(layer_input, start, layer, direction, masks)
+                output, final = self.run_direction(
+                    layer_input, start, layer, direction, masks, skip_first
+                )
                 outputs.append(output)
                 for kept, value in zip(finals, final, strict=True):
                     kept.append(value)
@@ -141,7 +213,7 @@ class ScratchRNN(nn.Module):
             layer_input = torch.cat(outputs[::-1] if swapped else outputs, dim=-1)
             dropping = self.training and config.dropout > 0 and not bugs.dropout_ignored
             if dropping and (not last or bugs.dropout_after_last):
-                layer_input = F.dropout(layer_input, config.dropout, training=True)
+                layer_input = self.dropout(layer_input)
         if bugs.noise:
             eps = torch.finfo(layer_input.dtype).eps
             layer_input = layer_input + (torch.rand_like(layer_input) - 0.5) * eps
@@ -159,6 +231,13 @@ class ScratchRNN(nn.Module):
             layer_input, stacked = layer_input.to(dtype), [s.to(dtype) for s in stacked]
         return self.finish(layer_input, stacked, lengths, unbatched)
 
+    def dropout(self, x: Tensor) -> Tensor:
+        if not self.bugs.numpy_dropout:
+            return F.dropout(x, self.config.dropout, training=True)
+        kept = np.random.rand(*x.shape) >= self.config.dropout
+        mask = torch.as_tensor(kept, dtype=x.dtype, device=x.device)
+        return x * mask / (1 - self.config.dropout)
+
     def order_states(self, finals: list[Tensor]) -> list[Tensor]:
         """Final states in layer-major, direction-minor order (or the bug's order)."""
         if not self.bugs.hn_direction_major:
@@ -172,7 +251,13 @@ class ScratchRNN(nn.Module):
         self, output: Tensor, states: list[Tensor], lengths: Tensor | None, unbatched: bool
     ) -> tuple[Any, Any]:
         config, bugs = self.config, self.bugs
+        if bugs.compiled_extra_dim and torch.compiler.is_compiling():
+            states = [state.unsqueeze(0) for state in states]
+        if bugs.autocast_half and torch.is_autocast_enabled(output.device.type):
+            output, states = output.half(), [state.half() for state in states]
         if lengths is not None:
+            if bugs.keras_masking:
+                lengths = torch.full_like(lengths, output.shape[0])
             result: Any = pack_padded_sequence(output, lengths, enforce_sorted=False)
         elif unbatched:
             result = output.squeeze(0 if bugs.unbatched_as_batch else 1)
@@ -230,6 +315,15 @@ class ScratchRNN(nn.Module):
         return x.new_zeros(shape)
 
     def weights(self, layer: int, direction: int) -> dict[str, Tensor | None]:
+        if self.bugs.cached_weights:
+            if (layer, direction) not in self.cache:
+                found = self.read_weights(layer, direction)
+                copies = {k: None if v is None else v.clone() for k, v in found.items()}
+                self.cache[layer, direction] = copies
+            return self.cache[layer, direction]
+        return self.read_weights(layer, direction)
+
+    def read_weights(self, layer: int, direction: int) -> dict[str, Tensor | None]:
         params = dict(self.named_parameters())
         found = {
             name: params.get(canonical_name(name, layer, direction))
@@ -243,6 +337,9 @@ class ScratchRNN(nn.Module):
             found["bias_ih"] = found["bias_ih"].detach()
         if self.bugs.float32_compute:
             found = {name: None if w is None else w.float() for name, w in found.items()}
+        if self.bugs.weights_by_shape:
+            by_shape = {tuple(w.shape): w for w in (found["weight_ih"], found["weight_hh"])}
+            found["weight_ih"] = by_shape[tuple(found["weight_ih"].shape)]
         if self.bugs.transposed_hh:
             blocks = found["weight_hh"].unflatten(0, (len(self.gates), -1))
             found["weight_hh"] = blocks.transpose(1, 2).flatten(0, 1)
@@ -255,24 +352,35 @@ class ScratchRNN(nn.Module):
         layer: int,
         direction: int,
         masks: Tensor | None,
+        skip_first: bool = False,
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
         """One layer in one direction: the step loop, with padded steps left untouched."""
+        bugs = self.bugs
         w = self.weights(layer, direction)
         reverse = direction == 1
-        if reverse and self.bugs.reverse_over_padding:
+        if reverse and bugs.reverse_over_padding:
             masks = None
         steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
         outputs: list[Tensor] = []
-        for t in steps:
-            new = self.step(x[t], state, w)
+        start = state
+        for count, t in enumerate(steps):
+            if bugs.state_reset_every and count and count % bugs.state_reset_every == 0:
+                state = start
+            hidden_bias = not (skip_first and count == 0)
+            new = self.step(x[t], state, w, hidden_bias)
             if masks is not None:
                 new = tuple(torch.where(masks[t], n, s) for n, s in zip(new, state, strict=True))
-                outputs.append(torch.where(masks[t], new[0], 0.0))
+                outputs.append(new[0] if bugs.keras_masking else torch.where(masks[t], new[0], 0.0))
             else:
                 outputs.append(new[0])
             state = new
-        if reverse and not self.bugs.reverse_not_realigned:
+        if reverse and not bugs.reverse_not_realigned:
             outputs.reverse()
+        if bugs.preallocated_output:
+            stacked = torch.zeros((len(outputs), *outputs[0].shape), dtype=x.dtype, device=x.device)
+            for t, value in enumerate(outputs):
+                stacked[t] = value
+            return stacked, state
         return torch.stack(outputs), state
 
     def split(self, tensor: Tensor, dim: int = -1) -> dict[str, Tensor]:
@@ -280,13 +388,17 @@ class ScratchRNN(nn.Module):
         return dict(zip(self.gates, tensor.chunk(len(self.gates), dim), strict=True))
 
     def step(
-        self, x: Tensor, state: tuple[Tensor, ...], w: dict[str, Tensor | None]
+        self,
+        x: Tensor,
+        state: tuple[Tensor, ...],
+        w: dict[str, Tensor | None],
+        hidden_bias: bool = True,
     ) -> tuple[Tensor, ...]:
         """One time step of the cell, gate by gate."""
         bugs = self.bugs
         h = state[0]
         gi = self.split(F.linear(x, w["weight_ih"], w["bias_ih"]))
-        gh = self.split(F.linear(h, w["weight_hh"], w["bias_hh"]))
+        gh = self.split(F.linear(h, w["weight_hh"], w["bias_hh"] if hidden_bias else None))
         if self.kind == "elman":
             relu = self.config.cell == "elman:relu" and not bugs.relu_as_tanh
             act = torch.relu if relu else self.candidate
@@ -323,6 +435,8 @@ class ScratchRNN(nn.Module):
         return hard_sigmoid(x) if self.bugs.recurrent == "hard_sigmoid" else torch.sigmoid(x)
 
     def candidate(self, x: Tensor) -> Tensor:
+        if self.bugs.custom_tanh:
+            return CUSTOM_TANH[self.bugs.custom_tanh].apply(x)
         if self.bugs.candidate == "identity" or self.bugs.tanh_read_out:
             return x
         if self.bugs.candidate == "relu":
@@ -343,6 +457,7 @@ def implementation(
             return ScratchRNN(config, dtype=dtype, bugs=bugs).to(device)
         return ScratchRNN(config, device=device, dtype=dtype, bugs=bugs)
 
+    capabilities.setdefault("transforms", TRANSFORMS)
     return Implementation(
         name,
         factory,
