@@ -187,7 +187,7 @@ def double_backward_cases(cells: Iterable[str]) -> list[Case]:
     return higher_order_cases(cells) + packed
 
 
-def _random_like(shapes: Iterable[tuple[int, ...]], seed: int) -> list[np.ndarray]:
+def random_like(shapes: Iterable[tuple[int, ...]], seed: int) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     return [rng.standard_normal(shape) for shape in shapes]
 
@@ -229,7 +229,7 @@ def check_jvp(impl: Implementation, case: Case, record: Record) -> None:
     require(impl, case, gradients=True, transform="jvp")
     inputs = make_inputs(case)
     shapes = [inputs.x.shape, *(state.shape for state in inputs.hx or ())]
-    tangents = _random_like(shapes, case.seed + TANGENT_SEED)
+    tangents = random_like(shapes, case.seed + TANGENT_SEED)
     gold_case = case.replace(dtype="float64", device="cpu")
     expected = forward_mode(Candidate(reference(), gold_case, inputs), tangents)
     got = forward_mode(Candidate(impl, case, inputs), tangents)
@@ -278,7 +278,7 @@ def check_double_backward(impl: Implementation, case: Case, record: Record) -> N
     inputs = make_inputs(case)
     upstream = upstream_gradients(case)
     shapes = [inputs.x.shape, *(state.shape for state in inputs.hx or ())]
-    directions = _random_like(shapes, case.seed + TANGENT_SEED)
+    directions = random_like(shapes, case.seed + TANGENT_SEED)
     gold_case = case.replace(dtype="float64", device="cpu")
     expected = second_order(Candidate(reference(), gold_case, inputs), upstream, directions)
     got = second_order(Candidate(impl, case, inputs), upstream, directions)
