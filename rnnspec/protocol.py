@@ -198,6 +198,7 @@ class Implementation:
                     packed=False,
                     dtypes=self.capabilities.dtypes & {"float64", "float32"},
                     devices=frozenset({"cpu"}),
+                    transforms=frozenset(),  # every transform is torch's
                 ),
             )
 
