@@ -49,10 +49,11 @@ def linear(weight: torch.Tensor, grad: bool, rows: int | None = None) -> Product
 
 
 def _onednn_applies(weight: torch.Tensor) -> bool:
-    """oneDNN's ops have no fake-tensor kernels nor inductor lowering: not while compiling
-    or exporting."""
+    """oneDNN's ops have no fake-tensor kernels nor inductor lowering, and autocast does not
+    cast their operands: not while compiling, exporting or autocasting."""
     on_cpu = weight.device.type == "cpu" and weight.dtype == torch.float32
-    return on_cpu and not torch.compiler.is_compiling() and _onednn_works()
+    transformed = torch.compiler.is_compiling() or torch.is_autocast_enabled("cpu")
+    return on_cpu and not transformed and _onednn_works()
 
 
 @cache

@@ -22,8 +22,8 @@ CATEGORIES = (
     "device",
     "dtype",
     "robustness",
-    "transforms",
     "speed",
+    "transforms",
 )
 
 
