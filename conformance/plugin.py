@@ -56,8 +56,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="torch intra-op threads for the checks (default 1: their tensors are tiny and "
-        "extra threads only spin); speed runs (-m speed) keep torch's default",
+        help="torch intra-op threads, which oneDNN's kernels use too, for the checks and "
+        "for speed runs (-m speed), where it is recorded (default 1: the checks' tensors "
+        "are tiny and extra threads only spin; timings on shared cores are steadiest)",
     )
     group.addoption(
         "--speed-sweep",
@@ -96,11 +97,12 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     config.pluginmanager.register(_Reporter(config), "rnnspec-reporter")
     checking = IMPLEMENTATION_KEY in config.stash and not _is_xdist_controller(config)
-    if checking and "speed" not in (config.getoption("markexpr") or ""):
+    if checking:
         import torch
 
         config.stash[THREADS_KEY] = torch.get_num_threads()
         torch.set_num_threads(config.getoption("torch_threads"))
+    if checking and "speed" not in (config.getoption("markexpr") or ""):
         # torch's millions of long-lived objects out of the garbage collector's way (a full
         # collection over them costs ~0.1 s), unless the host process froze objects itself
         if gc.get_freeze_count() == 0:
