@@ -45,6 +45,8 @@ class Benchmarks:
     machine: dict[str, Any] = field(default_factory=dict)
     datetime: str = ""
     left_out: list[dict[str, str]] = field(default_factory=list)
+    earlier: Benchmarks | None = None
+    """An earlier run of the same sweep, to compare the ratios with (``--against``)."""
 
 
 def load_benchmarks(path: Path) -> Benchmarks:
@@ -444,11 +446,57 @@ def markdown(bench: Benchmarks, conformance: dict[str, Any] | None = None) -> st
     lines += _markdown_table(TABLE_HEADER, table_rows(records, found), 8)
     lines += ["", "## First call and steady state", ""]
     lines += _markdown_table(FIRST_CALL_HEADER, first_call_rows(records), 2)
+    if bench.earlier is not None:
+        summary, rows = agreement(records, bench.earlier)
+        lines += ["", "## Against the earlier run", "", summary, ""]
+        lines += _markdown_table(AGREEMENT_HEADER, rows, 1)
     lines += ["", f"Plots: {BASENAME}.html."]
     if conformance is not None:
         body = conformance_markdown(conformance)
         lines += ["", *("#" + line if line.startswith("#") else line for line in body.splitlines())]
     return "\n".join(lines) + "\n"
+
+
+AGREEMENT_HEADER = ("point", "earlier ratio", "ratio", "difference", "within")
+
+
+def agreement(
+    records: list[dict[str, Any]], earlier_run: Benchmarks
+) -> tuple[str, list[tuple[str, ...]]]:
+    """How far each point's ratio moved from the earlier run's: a summary and a table row
+    per point measured in both, largest difference first."""
+    earlier = {_key(record): record for record in earlier_run.records}
+    found = []
+    for record in records:
+        before = earlier.get(_key(record))
+        if before is not None:
+            ratio, old = record["ratio"], before["ratio"]
+            difference = ratio["median"] / old["median"] - 1
+            found.append((abs(difference), difference, record, old))
+    found.sort(key=lambda item: -item[0])
+    if not found:
+        return f"no point of this run is in {earlier_run.source}", []
+    half_width = found[0][2]["ratio"]["half_width"]
+    rows: list[tuple[str, ...]] = [
+        (
+            point_text(record),
+            f"{old['median']:.3f}",
+            f"{record['ratio']['median']:.3f}",
+            f"{difference:+.1%}",
+            "yes" if size <= half_width else "no",
+        )
+        for size, difference, record, old in found
+    ]
+    within_count = sum(size <= half_width for size, *_ in found)
+    summary = (
+        f"{within_count} of {len(found)} points within +-{half_width:.0%} of the ratio measured "
+        f"in {earlier_run.source}; largest difference {found[0][1]:+.1%} ({rows[0][0]})"
+    )
+    return summary, rows
+
+
+def _key(record: dict[str, Any]) -> tuple[Any, ...]:
+    return (*_order(record), record["implementation"], record["baseline_implementation"])
 
 
 def _section(title: str, items: list[str]) -> list[str]:
@@ -715,6 +763,10 @@ def render_html(bench: Benchmarks, conformance: dict[str, Any] | None = None) ->
         "<h2>First call and steady state</h2>",
         _table(FIRST_CALL_HEADER, first_call_rows(records), 2),
     ]
+    if bench.earlier is not None:
+        summary, rows = agreement(records, bench.earlier)
+        parts += ["<h2>Against the earlier run</h2>", f"<p>{html.escape(summary)}</p>"]
+        parts.append(_table(AGREEMENT_HEADER, rows, 1))
     if conformance is not None:
         parts.append(conformance_html(conformance))
     parts.append("</body></html>")
@@ -735,9 +787,13 @@ def write(
     out_dir: Path,
     conformance_path: Path | None = None,
     force: bool = False,
+    against: Path | None = None,
 ) -> list[Path]:
-    """Write ``rnnspec-report.md`` and ``rnnspec-report.html`` into ``out_dir``."""
+    """Write ``rnnspec-report.md`` and ``rnnspec-report.html`` into ``out_dir``; with
+    ``against``, an earlier benchmark JSON, each ratio is compared with its earlier value."""
     bench = load_benchmarks(bench_path)
+    if against is not None:
+        bench.earlier = load_benchmarks(against)
     conformance = load_conformance(conformance_path) if conformance_path else None
     targets = [out_dir / f"{BASENAME}.md", out_dir / f"{BASENAME}.html"]
     for target in targets:
@@ -774,6 +830,12 @@ def add_command(commands: Any) -> None:
     report.add_argument(
         "--force", action="store_true", help="overwrite files rnnspec did not write"
     )
+    report.add_argument(
+        "--against",
+        type=Path,
+        metavar="EARLIER.json",
+        help="an earlier run's benchmark JSON: how far each ratio moved from it",
+    )
     report.set_defaults(run=_run)
 
 
@@ -781,6 +843,6 @@ def _run(args: Any) -> int:
     conformance = args.conformance
     if conformance is not None and not conformance.suffix:
         conformance = conformance.with_suffix(".json")
-    for path in write(args.bench, args.out, conformance, args.force):
+    for path in write(args.bench, args.out, conformance, args.force, args.against):
         print(f"wrote {path}")
     return 0

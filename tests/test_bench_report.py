@@ -345,3 +345,19 @@ def test_plots_clip_the_fraction_axis_and_draw_doubtful_points_hollow() -> None:
     assert max(line.get_ydata().max() for line in axes[2].get_lines()) == bench_report.FRACTION_CLIP
     markers = [line for line in axes[1].get_lines() if line.get_marker() == "o"]
     assert [line.get_markerfacecolor() == "white" for line in markers] == [False, False, True]
+
+
+def test_against_an_earlier_run_says_how_far_each_ratio_moved(tmp_path: Path) -> None:
+    earlier = write_bench(tmp_path / "a.json", sweep_records())
+    moved = sweep_records()
+    moved[2]["ratio"]["median"] *= 1.08  # lstm forward T=16 B=4 H=16: 1.2 -> 1.296
+    moved[3]["ratio"]["median"] *= 0.97
+    later = write_bench(tmp_path / "b.json", moved[:-1])
+    markdown_path, _ = bench_report.write(later, tmp_path / "out", against=earlier)
+    text = markdown_path.read_text(encoding="utf-8")
+    assert (
+        f"12 of 13 points within +-5% of the ratio measured in {earlier}; largest difference "
+        "+8.0% (lstm forward T=16 B=4 H=16)" in text
+    )
+    assert "| lstm forward T=16 B=4 H=16 | 1.200 | 1.296 | +8.0% | no |" in text
+    assert "| lstm forward T=8 B=1 H=16 | 1.300 | 1.261 | -3.0% | yes |" in text
