@@ -571,7 +571,8 @@ def figures(records: list[dict[str, Any]], found: list[Flag]) -> list[tuple[str,
             _log_axis(axes[0][column].yaxis)
             _log_axis(axes[1][column].yaxis)
             axes[1][column].axhline(1.0, color="grey", linewidth=0.8)
-            axes[2][column].set_ylim(0, FRACTION_CLIP * 1.12)
+            fractions = axes[2][column]  # plotted clipped: the top is at most the clip
+            fractions.set_ylim(0, max(fractions.dataLim.ymax, 0.1) * 1.15)
             axes[2][column].yaxis.set_major_formatter(_formatter("{:.0%}"))
         axes[0][0].set_ylabel("time per call (ms)")
         axes[1][0].set_ylabel("ratio candidate / baseline")

@@ -90,7 +90,7 @@ class Sweep:
 
 
 SWEEPS = {
-    "small": Sweep((8, 4, 16), (4, 16), (1, 16), (8, 32), Precision(budget_s=3.0), warmup=3),
+    "small": Sweep((8, 4, 16), (4, 16), (1, 16), (8, 32), Precision(budget_s=5.0), warmup=3),
     "full": Sweep(
         (100, 32, 256),
         (25, 50, 200, 400),
@@ -297,6 +297,7 @@ class Interleaved:
     candidate: Run
     baseline: Run
     precision: Precision = field(default_factory=Precision)
+    timer: Clock = time.perf_counter
     clock: Clock = time.perf_counter
     candidate_times: list[float] = field(default_factory=list)
     baseline_times: list[float] = field(default_factory=list)
@@ -374,12 +375,30 @@ class Interleaved:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            start = self.clock()
+            start = self.timer()
             run()
-            self._round[side].append(self.clock() - start)
+            self._round[side].append(self.timer() - start)
         finally:
             if collecting:
                 gc.enable()
+
+
+CLOCKS: dict[str, Clock] = {"wall": time.perf_counter, "cpu": time.process_time}
+CLOCK_NAMES = {
+    "wall": "wall time (time.perf_counter)",
+    "cpu": "this process's CPU time (time.process_time): time the scheduler gives to other "
+    "processes is not counted",
+}
+
+
+def choose_clock(name: str, threads: int, case: Case, *impls: Implementation) -> str:
+    """``"cpu"`` or ``"wall"``; ``"auto"`` is CPU time where it equals the time a call
+    takes on an idle machine: one torch thread, on the CPU, torch or NumPy on both sides
+    (other frameworks run pools of their own, whose threads would add up)."""
+    if name != "auto":
+        return name
+    own_thread = all(impl.framework in ("torch", "numpy") for impl in impls)
+    return "cpu" if threads == 1 and case.device == "cpu" and own_thread else "wall"
 
 
 def spread(values: Sequence[float]) -> dict[str, float]:
@@ -649,6 +668,7 @@ class SpeedResult:
     threads: int
     numpy_blas_threads: str | None
     flops: int
+    clock: str
     candidate: dict[str, Any]
     baseline: dict[str, Any]
     ratio: dict[str, Any]
@@ -701,15 +721,15 @@ def measure(
     baseline: Implementation | None = None,
     benchmark: Any = None,
     limits: Limits | None = None,
-    clock: Clock = time.perf_counter,
+    clock: str = "auto",
 ) -> SpeedResult:
     """Time ``impl`` and the baseline interleaved on ``case`` until ``precision`` is met.
 
     The baseline is ``torch.nn``, or the generated reference for a cell torch.nn lacks
     (:func:`baseline_for`). ``benchmark`` is pytest-benchmark's fixture: when given and
     enabled, it times the candidate's rounds (so ``--benchmark-json`` holds them) and gets
-    the result in ``extra_info["rnnspec_speed"]``. Raises :class:`Unsupported` when either
-    cannot run the case.
+    the result in ``extra_info["rnnspec_speed"]``. ``clock`` times the calls (see
+    :func:`choose_clock`). Raises :class:`Unsupported` when either cannot run the case.
     """
     import torch
 
@@ -723,10 +743,11 @@ def measure(
     threads = threads or previous
     torch.set_num_threads(threads)
     numpy = impl.framework == "numpy"
+    clock = choose_clock(clock, threads, case, impl, baseline)
     try:
         with numpy_blas_threads(1) if numpy else nullcontext() as blas, warnings.catch_warnings():
             interleaved = Interleaved(
-                Run(impl, case, mode, clock), Run(baseline, case, mode, clock), precision, clock
+                Run(impl, case, mode), Run(baseline, case, mode), precision, CLOCKS[clock]
             )
             warnings.simplefilter("ignore")  # each Run kept its first call's warnings
             interleaved.warm_up(warmup)
@@ -744,7 +765,8 @@ def measure(
             else:
                 interleaved.run()
             limit = matmul_limit(case, mode, threads, limits)
-            result = _result(impl, baseline, note, case, mode, interleaved, threads, blas, limit)
+            settings = {"threads": threads, "numpy_blas_threads": blas, "clock": CLOCK_NAMES[clock]}
+            result = _result(impl, baseline, note, case, mode, interleaved, limit, settings)
     finally:
         torch.set_num_threads(previous)
     if benchmark is not None:
@@ -759,9 +781,8 @@ def _result(
     case: Case,
     mode: str,
     interleaved: Interleaved,
-    threads: int,
-    blas: str | None,
     limit: dict[str, Any],
+    settings: dict[str, Any],
 ) -> SpeedResult:
     config = case.config
     work = flops.flops(config, case.steps, case.batch or 1, mode)
@@ -779,8 +800,6 @@ def _result(
         num_layers=config.num_layers,
         dtype=case.dtype,
         device=case.device,
-        threads=threads,
-        numpy_blas_threads=blas,
         flops=work,
         candidate=_side(interleaved.candidate, interleaved.candidate_times, work, limit["time_s"]),
         baseline=_side(interleaved.baseline, interleaved.baseline_times, work, limit["time_s"]),
@@ -788,6 +807,7 @@ def _result(
         limit=limit,
         environment=environment(),
         label=case.label(),
+        **settings,
     )
 
 
@@ -859,6 +879,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--budget", type=float, default=30.0, help="seconds of rounds a point")
     parser.add_argument("--calls", type=int, default=3, help="calls of each side a round")
+    parser.add_argument("--clock", choices=("auto", *CLOCKS), default="auto")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     args = parser.parse_args(argv)
@@ -876,6 +897,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     precision=precision,
                     warmup=args.warmup,
                     threads=args.threads,
+                    clock=args.clock,
                 )
             except Unsupported as reason:
                 print(f"{case.label()} {mode}: skipped, {reason}")

@@ -122,7 +122,8 @@ def _interleaved(
         Scripted("candidate", candidate, clock, log),
         Scripted("baseline", baseline, clock, log),
     )
-    return speed.Interleaved(*runs, precision=precision, clock=clock), log  # type: ignore[arg-type]
+    interleaved = speed.Interleaved(*runs, precision, timer=clock, clock=clock)  # type: ignore[arg-type]
+    return interleaved, log
 
 
 def test_rounds_alternate_which_goes_first_and_pair_up() -> None:
