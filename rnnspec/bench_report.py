@@ -125,6 +125,7 @@ def environment_lines(bench: Benchmarks) -> list[str]:
     blas = {record["numpy_blas_threads"] for record in records} - {None}
     if blas:
         lines.append(f"NumPy BLAS threads: {', '.join(sorted(blas))}")
+    lines.append(f"clock: {_values(records, 'clock')}")
     ratio = records[0]["ratio"]
     lines.append(
         f"rounds: until the median ratio's {ratio['confidence']:.0%} interval is within "

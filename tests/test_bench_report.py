@@ -71,6 +71,7 @@ def record(
         threads=2,
         numpy_blas_threads=blas,
         flops=1000,
+        clock=speed.CLOCK_NAMES["cpu"],
         candidate=candidate or _side(0.003),
         baseline=baseline or _side(0.002, backend="oneDNN (mkldnn)"),
         ratio={
@@ -154,6 +155,7 @@ def test_markdown_records_what_ran_and_every_result(bench: Path) -> None:
     assert "- torch 2.13.0+cpu, NumPy 2.4, Python 3.11" in text
     assert "- device: cpu (?); dtype: float32; torch threads: 2 (intra-op, oneDNN's" in text
     assert "- machine: Test CPU, 2 CPUs" in text
+    assert "- clock: this process's CPU time (time.process_time): time the scheduler" in text
     assert "baseline backends: lstm forward: oneDNN (mkldnn); lstm forward_backward:" in text
     rows = [line for line in text.splitlines() if line.startswith("| lstm | forward | ")][:-1]
     assert len(rows) == len(SWEEP)
