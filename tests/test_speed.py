@@ -9,6 +9,7 @@ import json
 import warnings
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -174,6 +175,16 @@ def test_a_point_that_never_converges_stops_at_its_budget_or_round_limit() -> No
     )
     interleaved.run()
     assert (interleaved.stopped, len(interleaved.ratios())) == ("max_rounds", 12)
+
+
+def test_cpu_time_only_where_it_is_what_an_idle_machine_would_show() -> None:
+    torch_nn, numpy_gold = builtins.torch_nn(), speed.numpy_reference()
+    jax_like = SimpleNamespace(framework="jax")  # XLA runs its own thread pool
+    assert speed.choose_clock("auto", 1, TINY, torch_nn, numpy_gold) == "cpu"
+    assert speed.choose_clock("auto", 2, TINY, torch_nn, numpy_gold) == "wall"
+    assert speed.choose_clock("auto", 1, TINY.replace(device="cuda"), torch_nn) == "wall"
+    assert speed.choose_clock("auto", 1, TINY, torch_nn, jax_like) == "wall"  # type: ignore[arg-type]
+    assert speed.choose_clock("wall", 1, TINY, torch_nn) == "wall"
 
 
 def test_build_and_first_call_are_timed_apart_from_the_steady_state() -> None:
