@@ -544,6 +544,7 @@ def figures(records: list[dict[str, Any]], found: list[Flag]) -> list[tuple[str,
     H; with its caption."""
     try:
         from matplotlib.figure import Figure
+        from matplotlib.ticker import PercentFormatter
     except ImportError:
         raise ReportError(
             "plots need matplotlib: pip install 'rnnspec[report]' (or matplotlib)"
@@ -574,7 +575,7 @@ def figures(records: list[dict[str, Any]], found: list[Flag]) -> list[tuple[str,
             axes[1][column].axhline(1.0, color="grey", linewidth=0.8)
             fractions = axes[2][column]  # plotted clipped: the top is at most the clip
             fractions.set_ylim(0, max(fractions.dataLim.ymax, 0.1) * 1.15)
-            axes[2][column].yaxis.set_major_formatter(_formatter("{:.0%}"))
+            axes[2][column].yaxis.set_major_formatter(PercentFormatter(1.0))
         axes[0][0].set_ylabel("time per call (ms)")
         axes[1][0].set_ylabel("ratio candidate / baseline")
         axes[2][0].set_ylabel("fraction of matmul limit")
@@ -607,14 +608,18 @@ def _formatter(template: str) -> Any:
 
 
 def _log_axis(axis: Any, values: list[int] | None = None) -> None:
-    """A log axis labelled in plain numbers: at ``values``, or at 1, 2 and 5 per decade."""
-    from matplotlib.ticker import LogLocator, NullLocator
+    """A log axis labelled in plain numbers: at ``values``; else at 1, 2 and 5 per decade
+    over a wide range, at round numbers a linear axis would have over a narrow one."""
+    from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
 
     axis.axes.set_xscale("log", base=2) if axis.axis_name == "x" else axis.axes.set_yscale("log")
     if values is not None:
         axis.set_ticks(values, [str(v) for v in values])
     else:
-        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        low, high = axis.axes.dataLim.intervaly
+        narrow = 0 < low and high < 10 * low
+        wide = LogLocator(base=10, subs=(1.0, 2.0, 5.0))
+        axis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]) if narrow else wide)
         axis.set_major_formatter(_formatter("{:g}"))
     axis.set_minor_locator(NullLocator())
 
@@ -631,6 +636,7 @@ def _plot_mode(axes: Any, points: list[dict[str, Any]], axis: str, mode: str, st
         fractions = [r[side]["fraction_of_limit"] for r in points]
         clipped = [min(f, FRACTION_CLIP) for f in fractions]
         _series(axes[2], xs, clipped, None, hollow, style, color, label)
+        below = 12 if side == "candidate" else 24  # the two sides' values one above the other
         for x, fraction in zip(xs, fractions, strict=True):
             if fraction > FRACTION_CLIP:
                 axes[2].plot([x], [FRACTION_CLIP], "^", color=color, markersize=9)
@@ -638,7 +644,8 @@ def _plot_mode(axes: Any, points: list[dict[str, Any]], axis: str, mode: str, st
                     f"{fraction:.0%}",
                     (x, FRACTION_CLIP),
                     textcoords="offset points",
-                    xytext=(4, -12),
+                    xytext=(-6, -below),
+                    horizontalalignment="right",
                     fontsize="small",
                     color=color,
                 )
