@@ -609,7 +609,8 @@ def _formatter(template: str) -> Any:
 
 def _log_axis(axis: Any, values: list[int] | None = None) -> None:
     """A log axis labelled in plain numbers: at ``values``; else at 1, 2 and 5 per decade
-    over a wide range, at round numbers a linear axis would have over a narrow one."""
+    over a wide range (3x or more), at round numbers a linear axis would have over a narrow
+    one."""
     from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
 
     axis.axes.set_xscale("log", base=2) if axis.axis_name == "x" else axis.axes.set_yscale("log")
@@ -617,7 +618,7 @@ def _log_axis(axis: Any, values: list[int] | None = None) -> None:
         axis.set_ticks(values, [str(v) for v in values])
     else:
         low, high = axis.axes.dataLim.intervaly
-        narrow = 0 < low and high < 10 * low
+        narrow = 0 < low and high < 3 * low
         wide = LogLocator(base=10, subs=(1.0, 2.0, 5.0))
         axis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]) if narrow else wide)
         axis.set_major_formatter(_formatter("{:g}"))
