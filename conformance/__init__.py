@@ -23,10 +23,15 @@ def run(implementation: str | Implementation, *pytest_args: str) -> int:
     """Run the suite on a registered name or an Implementation; returns pytest's exit code.
 
     ``run("torch", "-m", "parity", "-q")`` equals ``pytest conformance --impl torch -m parity -q``.
+    The caller's process state (torch and NumPy modes, random generators, warning filters)
+    is as it was afterwards, whatever the candidate did.
     """
     import pytest
 
+    from rnnspec.harness import preserved_global_state
+
     args = [str(PACKAGE_DIR), "-p", "no:cacheprovider", *pytest_args]
-    if isinstance(implementation, Implementation):
-        return int(pytest.main(args, plugins=[_Provide(implementation)]))
-    return int(pytest.main([*args, "--impl", implementation]))
+    with preserved_global_state():
+        if isinstance(implementation, Implementation):
+            return int(pytest.main(args, plugins=[_Provide(implementation)]))
+        return int(pytest.main([*args, "--impl", implementation]))
