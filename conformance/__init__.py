@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rnnspec.protocol import Implementation
+if TYPE_CHECKING:  # the pytest11 plugin imports this package in every pytest run: stay light
+    from rnnspec.protocol import Implementation
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -29,6 +31,7 @@ def run(implementation: str | Implementation, *pytest_args: str) -> int:
     import pytest
 
     from rnnspec.harness import preserved_global_state
+    from rnnspec.protocol import Implementation
 
     args = [str(PACKAGE_DIR), "-p", "no:cacheprovider", *pytest_args]
     with preserved_global_state():

@@ -242,7 +242,7 @@ def check_report_path(path: Path) -> None:
             if not stat.S_ISREG(mode):
                 kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
                 raise ReportPathError(f"{target} is {kind}; give a file path")
-            if not os.access(target, os.W_OK):
+            if not mode & stat.S_IWUSR or not os.access(target, os.W_OK):
                 raise ReportPathError(f"{target} is read-only; refusing to replace it")
             if not _written_by_rnnspec(target):
                 raise ReportPathError(
@@ -305,7 +305,8 @@ def markdown(data: dict[str, Any]) -> str:
     if data.get("description"):
         lines += [data["description"], ""]
     lines += ["Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()), ""]
-    lines += [_markdown_status(data["run"]), ""]
+    if "run" in data:  # reports before the run's status was recorded have none
+        lines += [_markdown_status(data["run"]), ""]
     lines += ["| category | passed | failed | skipped |", "|---|---:|---:|---:|"]
     for category, counts in data["summary"].items():
         lines.append(
@@ -341,6 +342,41 @@ def markdown(data: dict[str, Any]) -> str:
         lines += ["", "## Skipped, by reason", "", "| checks | reason |", "|---:|---|"]
         lines += [f"| {n} | {reason} |" for reason, n in data["skip_reasons"].items()]
     return "\n".join(lines) + "\n"
+
+
+REPORT_FIELDS = {
+    "implementation": (str, type(None)),
+    "environment": dict,
+    "summary": dict,
+    "skip_reasons": dict,
+    "worst_errors": dict,
+    "results": list,
+}
+RESULT_FIELDS = {"nodeid": str, "outcome": str, "failure": str, "message": str}
+
+
+def report_problem(data: Any) -> str:
+    """What makes ``data`` not a conformance report that :func:`markdown` renders, or ``""``."""
+    if not isinstance(data, dict) or data.get("generator") != GENERATOR:
+        return "not a conformance report (written by --conformance-report)"
+    problems = [_fields_problem(data, REPORT_FIELDS, "")]
+    if not problems[0]:
+        problems += [
+            _fields_problem(result, RESULT_FIELDS, f"results[{index}].")
+            for index, result in enumerate(data["results"])
+        ]
+    return next((problem for problem in problems if problem), "")
+
+
+def _fields_problem(value: Any, fields: dict[str, Any], where: str) -> str:
+    if not isinstance(value, dict):
+        return f"{where.rstrip('.')} is {type(value).__name__}, not an object"
+    for key, expected in fields.items():
+        if key not in value:
+            return f"missing {where}{key}"
+        if not isinstance(value[key], expected):
+            return f"{where}{key} is {type(value[key]).__name__}, not as rnnspec writes it"
+    return ""
 
 
 def _markdown_status(run: dict[str, Any]) -> str:

@@ -462,3 +462,110 @@ def test_usage_errors_say_what_to_do(
     result = hostile.runpytest(SUITE, *argv, "-k", "nothing", *QUIET)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([expected])
+
+
+# -- reports -----------------------------------------------------------------------------------
+
+
+def test_a_run_with_no_results_still_replaces_the_report(pytester: pytest.Pytester) -> None:
+    good = pytester.runpytest(SUITE, "--impl", "torch", *FOUR, "--conformance-report", "out")
+    assert good.ret == pytest.ExitCode.OK and len(report(pytester)["results"]) == 4
+    empty = pytester.runpytest(
+        SUITE,
+        "--impl",
+        "torch",
+        "-m",
+        "parity",
+        "-k",
+        "nothing",
+        *QUIET,
+        "--conformance-report",
+        "out",
+    )
+    assert empty.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    data = report(pytester)
+    assert data["results"] == [] and data["summary"] == {}
+    assert {k: data["run"][k] for k in ("exit_status", "collected", "reported", "complete")} == {
+        "exit_status": 5,
+        "collected": 0,
+        "reported": 0,
+        "complete": True,
+    }
+
+
+def test_a_report_path_keeps_its_suffix(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest(SUITE, "--impl", "torch", *FOUR, "--conformance-report", "r.v2")
+    assert result.ret == pytest.ExitCode.OK
+    assert sorted(path.name for path in pytester.path.glob("r*")) == ["r.v2.json", "r.v2.md"]
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda path: (path / "out.json").mkdir(), "*out.json is a directory; give a file path*"),
+        (
+            lambda path: (path / "out.json").symlink_to("/dev/null"),
+            "*out.json is not a regular file; give a file path*",
+        ),
+        (
+            lambda path: (
+                (path / "out.md").write_text("# rnnspec conformance report: x\n"),
+                (path / "out.md").chmod(0o444),
+            ),
+            "*out.md is read-only; refusing to replace it*",
+        ),
+        (
+            lambda path: (path / "out.md").write_text("my notes\n"),
+            "*out.md exists and was not written by rnnspec; refusing to overwrite it*",
+        ),
+        (
+            lambda path: (path / "notadir").write_text(""),
+            "*notadir is not a directory; cannot write*",
+        ),
+    ],
+    ids=["directory", "device", "read-only", "foreign", "file-as-folder"],
+)
+def test_the_report_path_is_checked_before_any_check_runs(
+    pytester: pytest.Pytester, make: object, expected: str
+) -> None:
+    make(pytester.path)  # type: ignore[operator]
+    target = "notadir/out" if "notadir" in expected else "out"
+    result = pytester.runpytest(SUITE, "--impl", "torch", *FOUR, "--conformance-report", target)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: --conformance-report *{expected}"])
+    assert "passed" not in result.stdout.str()
+
+
+SHUFFLE = """
+import random
+
+
+def pytest_collection_modifyitems(items):
+    random.Random(7).shuffle(items)
+"""
+# Checks of three categories, with ties in the largest errors (float64 runs matching exactly).
+MIXED = ("-m", "parity or robustness or shapes", "-k", "elman-I5 and not layers2", *QUIET)
+
+
+def test_the_report_is_the_same_serially_in_parallel_and_shuffled(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(shuffle=SHUFFLE)
+    pytester.syspathinsert()
+    runs = {
+        "serial": pytester.runpytest(SUITE, "--impl", "torch", *MIXED, "--conformance-report", "a"),
+        "shuffled": pytester.runpytest(
+            SUITE, "--impl", "torch", *MIXED, "-p", "shuffle", "--conformance-report", "b"
+        ),
+        "parallel": pytester.runpytest_subprocess(
+            SUITE, "--impl", "torch", *MIXED, "-n", "2", "--conformance-report", "c"
+        ),
+    }
+    assert {name: run.ret for name, run in runs.items()} == dict.fromkeys(runs, 0)
+    for suffix in (".json", ".md"):
+        a, b, c = ((pytester.path / f"{n}{suffix}").read_bytes() for n in "abc")
+        assert a == b == c
+    data = report(pytester, "a")
+    assert data["environment"]["threads"] == 1
+    assert data["results"] == sorted(data["results"], key=lambda r: r["nodeid"])
+    assert len(data["results"]) > 20
