@@ -366,10 +366,23 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 
 def _filters_changed(before: list[Any]) -> list[str]:
-    """The warning filters changed, other than by new ``ignore`` filters (a module imported
-    on first use may add its own: that changes no verdict)."""
-    kept = [f for f in warnings.filters if f in before or f[0] != "ignore"]
-    return ["warning filters: changed (other than new 'ignore' filters)"] if kept != before else []
+    """What the warning filters now do to a plain UserWarning, if that changed (modules
+    imported on first use add filters of their own: those change no verdict)."""
+    was, now = _action(before), _action(warnings.filters)
+    return [f"warning filters: a UserWarning now gives {now!r}, not {was!r}"] if was != now else []
+
+
+def _action(filters: list[Any]) -> str:
+    """The action ``filters`` take on a UserWarning with any message from any module."""
+    for action, message, category, module, lineno in filters:
+        if (
+            issubclass(UserWarning, category)
+            and (message is None or message.match(""))
+            and (module is None or module.match(""))
+            and not lineno
+        ):
+            return str(action)
+    return str(warnings.defaultaction)
 
 
 def _failure(item: pytest.Item, failure: Any) -> Any:
