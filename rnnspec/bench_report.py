@@ -24,6 +24,7 @@ from typing import Any
 
 from rnnspec.errors import RnnSpecError
 from rnnspec.results import markdown as conformance_markdown
+from rnnspec.results import report_problem
 from rnnspec.speed import LEFT_OUT_KEY, LIMIT_FACTOR, RECORD_KEY, SCHEMA
 
 MARKER = "<!-- written by `rnnspec report`; rerunning it replaces this file -->"
@@ -57,37 +58,113 @@ def load_benchmarks(path: Path) -> Benchmarks:
     records = [
         entry["extra_info"][RECORD_KEY]
         for entry in entries
-        if isinstance(entry.get("extra_info"), dict) and RECORD_KEY in entry["extra_info"]
+        if isinstance(entry, dict)
+        and isinstance(entry.get("extra_info"), dict)
+        and RECORD_KEY in entry["extra_info"]
     ]
     if not records:
         raise ReportError(
             f"{path}: no rnnspec speed results; write it with "
             "`pytest conformance --impl NAME -m speed --benchmark-json FILE`"
         )
-    schemas = {record.get("schema") for record in records} - {SCHEMA}
+    schemas = {r.get("schema") if isinstance(r, dict) else None for r in records} - {SCHEMA}
     if schemas:
         raise ReportError(
             f"{path}: speed results of format {sorted(map(str, schemas))}, not {SCHEMA}"
         )
+    for index, record in enumerate(records):
+        problem = record_problem(record)
+        if problem:
+            raise ReportError(f"{path}: speed result {index}: {problem}")
+    machine, when = data.get("machine_info", {}), data.get("datetime", "")
     left_out = data.get(LEFT_OUT_KEY) or []
+    if not isinstance(left_out, list):
+        raise ReportError(f"{path}: {LEFT_OUT_KEY!r} is {type(left_out).__name__}, not a list")
     return Benchmarks(
-        path, records, data.get("machine_info", {}), data.get("datetime", ""), left_out
+        path, records, machine if isinstance(machine, dict) else {}, str(when or ""), left_out
     )
+
+
+NUMBER = (int, float)
+RATIO = {"median": NUMBER, "q1": NUMBER, "q3": NUMBER}
+SIDE = {
+    **RATIO,
+    "min": NUMBER,
+    "rounds": int,
+    "fraction_of_limit": NUMBER,
+    "backend": str,
+    "warnings": list,
+    "noncontiguous": list,
+}
+RECORD: dict[str, Any] = {
+    "implementation": str,
+    "baseline_implementation": str,
+    "cell": str,
+    "mode": str,
+    "steps": int,
+    "batch": int,
+    "hidden_size": int,
+    "dtype": str,
+    "device": str,
+    "threads": int,
+    "numpy_blas_threads": (str, type(None)),
+    "candidate": SIDE,
+    "baseline": SIDE,
+    "ratio": RATIO,
+    "environment": dict,
+}
+
+
+def record_problem(record: Any, fields: dict[str, Any] = RECORD, where: str = "") -> str:
+    """What is wrong with one speed record (a missing key, a wrong type), or ``""``."""
+    if not isinstance(record, dict):
+        name = repr(where.rstrip(".")) if where else "the record"
+        return f"{name} is {type(record).__name__}, not an object"
+    for key, expected in fields.items():
+        name = f"{where}{key}"
+        if key not in record:
+            return f"missing {name!r}"
+        value = record[key]
+        if isinstance(expected, dict):
+            problem = record_problem(value, expected, f"{name}.")
+            if problem:
+                return problem
+        elif isinstance(value, bool) or not isinstance(value, expected):
+            wanted = (
+                "/".join(t.__name__ for t in expected)
+                if isinstance(expected, tuple)
+                else (expected.__name__)
+            )
+            return f"{name!r} is {type(value).__name__} {value!r:.40}, expected {wanted}"
+    return ""
 
 
 def load_conformance(path: Path) -> dict[str, Any]:
     data = _read_json(path, "conformance")
-    if not isinstance(data, dict) or "summary" not in data or "results" not in data:
-        raise ReportError(f"{path}: not a conformance report (written by --conformance-report)")
+    problem = report_problem(data)
+    if problem:
+        raise ReportError(f"{path}: {problem}")
     return data
+
+
+MAX_INPUT = 256 * 2**20
 
 
 def _read_json(path: Path, what: str) -> Any:
     try:
+        if not path.is_file():
+            kind = (
+                "a directory" if path.is_dir() else "missing" if not path.exists() else "not a file"
+            )
+            raise ReportError(f"cannot read the {what} file {path}: it is {kind}")
+        if path.stat().st_size > MAX_INPUT:
+            raise ReportError(f"{path}: larger than {MAX_INPUT >> 20} MiB; not a {what} file")
         return json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ReportError(f"cannot read the {what} file {path}: {error.strerror}") from None
-    except json.JSONDecodeError as error:
+    except UnicodeDecodeError:
+        raise ReportError(f"{path}: not JSON (not UTF-8 text)") from None
+    except (json.JSONDecodeError, RecursionError) as error:
         raise ReportError(f"{path}: not JSON ({error})") from None
 
 

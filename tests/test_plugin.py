@@ -270,3 +270,60 @@ def test_run_takes_a_name_or_an_implementation_object() -> None:
     gru = Implementation.from_module(torch.nn.GRU, name="torch-gru", cells={"gru"})
     assert conformance.run(gru, *FEW, "-q") == pytest.ExitCode.OK
     assert conformance.run("nonesuch", *FEW, "-q") == pytest.ExitCode.USAGE_ERROR
+
+
+UNRELATED = {
+    "conftest": """
+import sys
+
+
+def pytest_configure(config):
+    for name in ("speed", "device", "dtype"):
+        config.addinivalue_line("markers", f"{name}: this project's own marker")
+
+
+def pytest_sessionfinish(session):
+    modules = ("torch", "rnnspec.harness", "rnnspec.results", "rnnspec.spec")
+    heavy = sorted(name for name in modules if name in sys.modules)
+    print(f"\\nheavy modules: {heavy}")
+""",
+    "test_theirs": """
+import pytest
+
+
+@pytest.mark.speed
+def test_fast_enough():
+    pass
+
+
+@pytest.mark.device
+def test_on_device():
+    pass
+
+
+@pytest.mark.dtype
+@pytest.mark.parametrize("dtype", ["f32", "f64"])
+def test_dtype(dtype):
+    pass
+
+
+def test_plain():
+    pass
+""",
+}
+
+
+def test_the_plugin_changes_nothing_in_an_unrelated_project(pytester: pytest.Pytester) -> None:
+    """Installed rnnspec's plugin loads into every pytest run: without --impl it deselects
+    nothing, counts nothing, and imports none of rnnspec's heavy modules."""
+    pytester.makepyfile(**UNRELATED)
+    with_plugin = pytester.runpytest_subprocess("-s", "-m", "speed or device or dtype or not speed")
+    without = pytester.runpytest_subprocess("-s", "-p", "no:rnnspec")
+    for result in (with_plugin, without):
+        assert result.ret == pytest.ExitCode.OK
+        assert outcomes(result) == (5, 0, 0)
+    assert "rnnspec" not in with_plugin.stdout.str().replace("plugins: rnnspec-", "")
+    assert "deselected" not in with_plugin.stdout.str()
+    with_plugin.stdout.fnmatch_lines(["heavy modules: []"])
+    plain = pytester.runpytest_subprocess("-s")
+    assert outcomes(plain) == (5, 0, 0) and "deselected" not in plain.stdout.str()

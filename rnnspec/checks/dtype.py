@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from rnnspec import compare
 from rnnspec.cases import Case, make_case
 from rnnspec.checks import Record
 from rnnspec.checks.parity import compare_outputs
-from rnnspec.compare import CheckFailure
 from rnnspec.diagnosis import diagnosed
 from rnnspec.harness import Outputs, build_with_gold, require, run_quietly
 from rnnspec.protocol import Implementation
@@ -50,22 +50,11 @@ def cases(cells: Iterable[str]) -> list[Case]:
     return found
 
 
-def dtype_name(value: Any) -> str:
-    """``float32`` for ``torch.float32`` and ``np.float32`` alike."""
-    return str(value.dtype).removeprefix("torch.")
-
-
 def check_dtypes(got: Outputs, case: Case) -> None:
     """Output and every final state have the case's (the input's) dtype."""
     __tracebackhide__ = True
     for name, value in zip(case.result_names(), (got.output, *got.states), strict=True):
-        found = dtype_name(value)
-        if found != case.dtype:
-            raise CheckFailure(
-                f"{name} has dtype {found}, but should have {case.dtype} (the input's dtype) "
-                f"[{case.label()}]",
-                category="dtype",
-            )
+        compare.check_dtype(value, case.dtype, name, case.label())
 
 
 @diagnosed

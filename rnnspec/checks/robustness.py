@@ -133,11 +133,15 @@ def check_keeps_dimensions(impl: Implementation, case: Case, record: Record) -> 
 
 
 def mutation_cases(cells: Iterable[str]) -> list[Case]:
-    """Given h0, batch_first; and packed two bidirectional layers."""
+    """Given h0, batch_first; packed two bidirectional layers; and input size equal to what
+    the output holds (H, and 2·H bidirectional), where an output written into the input or
+    returned as a view of it fits."""
     found = []
     for cell in cells:
         found.append(_case(cell, batch_first=True, steps=6, batch=3))
         found.append(_case(cell, 2, True, steps=6, batch=4, lengths=LENGTHS))
+        found.append(_case(cell, input_size=7, steps=6, batch=3))
+        found.append(_case(cell, 1, True, input_size=14, steps=6, batch=3))
     return found
 
 
@@ -152,7 +156,8 @@ def check_no_mutation(impl: Implementation, case: Case, record: Record) -> None:
     watched.update(zip(case.state_names("0"), as_states(hx), strict=True))
     before = {what: _copy(value) for what, value in watched.items()}
     with no_grad(candidate), quiet():
-        call(candidate, fed, hx)
+        raw, got = call(candidate, fed, hx)
+    candidate.check_no_alias((raw[0], *got.states), (fed, *as_states(hx)))
     for what, value in watched.items():
         record(compare(value, before[what], f"{what} after forward", EXACT, case.label()))
 
