@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from reference import nn
-from rnnspec import builtins, spec, torch_equivalents
+from rnnspec import implementations, spec, torch_equivalents
 from rnnspec.config import RNNConfig
 from rnnspec.errors import ConfigError
 from rnnspec.protocol import Capabilities, Implementation
@@ -28,7 +28,7 @@ def register_twin(torch_table: str) -> None:
 
 def test_the_shipped_specs_map_what_torch_nn_has() -> None:
     assert torch_equivalents.cells() == {"elman", "elman:relu", "gru", "lstm"}
-    assert builtins.torch_nn().capabilities.cells == torch_equivalents.cells()
+    assert implementations.torch_nn().capabilities.cells == torch_equivalents.cells()
     assert Capabilities().cells == torch_equivalents.cells()
 
 
@@ -42,7 +42,7 @@ def test_a_module_maps_back_to_its_cell(cell: str) -> None:
 def test_a_user_spec_with_a_torch_table_counts() -> None:
     register_twin(ELMAN_TORCH)
     assert {"twin", "twin:relu"} <= torch_equivalents.cells()
-    assert builtins.torch_nn().capabilities.declares("twin:relu")
+    assert implementations.torch_nn().capabilities.declares("twin:relu")
     assert Implementation.from_module(torch.nn.RNN).capabilities.declares("twin")
     assert isinstance(torch_equivalents.module(RNNConfig(cell="twin")), torch.nn.RNN)
     assert torch_equivalents.cell_of(torch.nn.RNN(3, 2)) == "elman"  # shipped specs first
