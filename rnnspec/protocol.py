@@ -13,12 +13,12 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from rnnspec import torch_equivalents
 from rnnspec.config import RNNConfig
 
 ALL_CELLS = frozenset(
     {"elman", "elman:relu", "gru", "gru:reset_before", "lstm", "lstm:peephole", "lstm:coupled"}
 )
-TORCH_NN_CELLS = frozenset({"elman", "elman:relu", "gru", "lstm"})
 ALL_DTYPES = frozenset({"float64", "float32", "bfloat16", "float16"})
 ALL_DEVICES = frozenset({"cpu", "meta", "cuda"})
 
@@ -31,7 +31,7 @@ class Capabilities:
     user specs included (the generated reference declares it).
     """
 
-    cells: frozenset[str] = TORCH_NN_CELLS
+    cells: frozenset[str] = field(default_factory=torch_equivalents.cells)
     max_layers: int | None = None
     bidirectional: bool = True
     no_bias: bool = True
@@ -96,24 +96,6 @@ class Capabilities:
             "devices": sorted(self.devices),
             "gradients": self.gradients,
         }
-
-
-def torch_nn_kwargs(config: RNNConfig) -> dict[str, Any]:
-    """Constructor arguments in ``torch.nn.RNNBase``'s convention."""
-    kwargs: dict[str, Any] = dict(
-        input_size=config.input_size,
-        hidden_size=config.hidden_size,
-        num_layers=config.num_layers,
-        bias=config.bias,
-        batch_first=config.batch_first,
-        dropout=config.dropout,
-        bidirectional=config.bidirectional,
-    )
-    if config.proj_size:
-        kwargs["proj_size"] = config.proj_size
-    if config.cell == "elman:relu":
-        kwargs["nonlinearity"] = "relu"
-    return kwargs
 
 
 def load_state_dict_weights(module: Any, weights: Mapping[str, Any]) -> None:
@@ -185,21 +167,23 @@ class Implementation:
         module_class: Callable[..., Any],
         *,
         name: str | None = None,
-        cells: Collection[str] = TORCH_NN_CELLS,
+        cells: Collection[str] | None = None,
         **capabilities: Any,
     ) -> Implementation:
         """Register a ``torch.nn``-style module class: ``module_class(**torch.nn kwargs)``.
 
-        Pass ``cells={"lstm"}`` for an LSTM class; for other constructors or layouts,
+        Pass ``cells={"lstm"}`` for an LSTM class (the default is every cell with a
+        ``torch.nn`` equivalent); for other constructors or layouts,
         build an :class:`Implementation` with your own ``factory`` and ``load_weights``.
         """
 
         def factory(config: RNNConfig, device: Any, dtype: Any) -> Any:
-            module = module_class(**torch_nn_kwargs(config))
+            module = module_class(**torch_equivalents.kwargs(config))
             return module.to(device=device, dtype=dtype)
 
         label = name or str(getattr(module_class, "__qualname__", module_class))
-        return cls(label, factory, Capabilities(cells=frozenset(cells), **capabilities))
+        declared = torch_equivalents.cells() if cells is None else frozenset(cells)
+        return cls(label, factory, Capabilities(cells=declared, **capabilities))
 
     def build(self, config: RNNConfig, weights: Mapping[str, Any], device: Any, dtype: Any) -> Any:
         """An instance for ``config`` with ``weights`` installed (already on device/dtype)."""

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnspec import builtins, flops, registry
+from rnnspec import flops, implementations, registry
 from rnnspec.cases import Case
 from rnnspec.config import RNNConfig
 from rnnspec.harness import Candidate, Unsupported, make_inputs, no_grad, require
@@ -121,9 +121,9 @@ def point_case(
 
 def baseline_for(case: Case) -> tuple[Implementation, str | None]:
     """``torch.nn`` where it runs the case, else the generated reference, with why."""
-    torch_nn = builtins.torch_nn()
+    torch_nn = implementations.torch_nn()
     if torch_nn.capabilities.unsupported(case.config, dtype=case.dtype, device=case.device):
-        return builtins.reference(), f"torch.nn has no {case.config.cell}"
+        return implementations.reference(), f"torch.nn has no {case.config.cell}"
     return torch_nn, None
 
 

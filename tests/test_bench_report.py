@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rnnspec import bench_report, builtins, cli, speed
+from rnnspec import bench_report, cli, implementations, speed
 from rnnspec.results import Result, Results
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -141,7 +141,7 @@ def conformance_data() -> dict[str, Any]:
         ),
         Result("test_shapes.py::test_x[elman]", "shapes", "skipped", "bidirectional not supported"),
     ]
-    return results.as_dict(builtins.reference())
+    return results.as_dict(implementations.reference())
 
 
 @pytest.fixture

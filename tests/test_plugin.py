@@ -231,7 +231,7 @@ def test_list_shows_broken_entry_points_and_the_others(
     assert output[broken:].splitlines()[1] == (
         "  BROKEN     ModuleNotFoundError: No module named 'no_such_module_xyz'"
     )
-    torch_block = output[output.index("torch  (rnnspec.builtins:torch_nn)") :].splitlines()
+    torch_block = output[output.index("torch  (rnnspec.implementations:torch_nn)") :].splitlines()
     assert "  cells      elman, elman:relu, gru, lstm" in torch_block
     assert main(["list", "--strict"]) == 1
 

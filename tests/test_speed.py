@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import conformance
-from rnnspec import bench_report, builtins, flops, speed
+from rnnspec import bench_report, flops, implementations, speed
 from rnnspec.harness import Unsupported
 from rnnspec.protocol import Implementation
 
@@ -178,7 +178,7 @@ def test_a_point_that_never_converges_stops_at_its_budget_or_round_limit() -> No
 
 
 def test_cpu_time_only_where_it_is_what_an_idle_machine_would_show() -> None:
-    torch_nn, numpy_gold = builtins.torch_nn(), speed.numpy_reference()
+    torch_nn, numpy_gold = implementations.torch_nn(), speed.numpy_reference()
     jax_like = SimpleNamespace(framework="jax")  # XLA runs its own thread pool
     assert speed.choose_clock("auto", 1, TINY, torch_nn, numpy_gold) == "cpu"
     assert speed.choose_clock("auto", 2, TINY, torch_nn, numpy_gold) == "wall"
@@ -233,7 +233,7 @@ def test_results_of_other_frameworks_are_waited_for() -> None:
 def test_measure_records_both_sides_the_ratio_and_the_limit() -> None:
     threads = torch.get_num_threads()
     exact = speed.Precision(calls=2, min_rounds=6, max_rounds=6)
-    result = speed.measure(builtins.reference(), TINY, "forward", precision=exact, threads=1)
+    result = speed.measure(implementations.reference(), TINY, "forward", precision=exact, threads=1)
     assert torch.get_num_threads() == threads
     assert (result.implementation, result.baseline_implementation) == ("reference", "torch")
     assert result.baseline_note is None
@@ -264,7 +264,7 @@ def test_measure_records_both_sides_the_ratio_and_the_limit() -> None:
 
 def test_a_variant_is_timed_against_the_generated_reference() -> None:
     peephole = speed.point_case("lstm:peephole", (3, 2, 4))
-    result = speed.measure(builtins.reference(), peephole, "forward", precision=QUICK)
+    result = speed.measure(implementations.reference(), peephole, "forward", precision=QUICK)
     assert (result.baseline_implementation, result.baseline_note) == (
         "reference",
         "torch.nn has no lstm:peephole",
@@ -332,7 +332,9 @@ def test_a_limit_unlike_its_previous_measurement_is_flagged() -> None:
 def test_no_baseline_and_no_gradients_are_skips() -> None:
     peephole = replace(TINY, config=TINY.config.replace(cell="lstm:peephole"))
     with pytest.raises(Unsupported, match="no torch baseline for lstm:peephole"):
-        speed.measure(builtins.reference(), peephole, "forward", baseline=builtins.torch_nn())
+        speed.measure(
+            implementations.reference(), peephole, "forward", baseline=implementations.torch_nn()
+        )
     with pytest.raises(Unsupported, match="gradients not supported"):
         speed.measure(speed.numpy_reference(), TINY, "forward_backward", precision=QUICK)
 

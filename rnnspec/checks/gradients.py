@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from rnnspec.builtins import reference
 from rnnspec.cases import Case, layout_case
 from rnnspec.checks import Record
 from rnnspec.checks.shapes import check_shape, expected_shapes
 from rnnspec.compare import CheckFailure, compare, to_numpy
 from rnnspec.diagnosis import attach, diagnosed, explain_gradients
 from rnnspec.harness import Candidate, as_states, guard, make_inputs, require
+from rnnspec.implementations import reference
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
 from rnnspec.tolerance import tolerance

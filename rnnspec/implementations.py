@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from rnnspec import torch_equivalents
 from rnnspec.config import RNNConfig
-from rnnspec.protocol import TORCH_NN_CELLS, Capabilities, Implementation
-
-
-def _torch_nn_factory(config: RNNConfig, device: Any, dtype: Any) -> Any:
-    from reference.nn import torch_module
-
-    return torch_module(config, device=device, dtype=dtype)
+from rnnspec.protocol import Capabilities, Implementation
 
 
 def _reference_factory(config: RNNConfig, device: Any, dtype: Any) -> Any:
@@ -21,11 +16,11 @@ def _reference_factory(config: RNNConfig, device: Any, dtype: Any) -> Any:
 
 
 def torch_nn() -> Implementation:
-    """``torch.nn.RNN``, ``GRU`` and ``LSTM``."""
+    """``torch.nn.RNN``, ``GRU`` and ``LSTM``, for every cell whose spec names one."""
     return Implementation(
         "torch",
-        _torch_nn_factory,
-        Capabilities(cells=TORCH_NN_CELLS),
+        torch_equivalents.module,
+        Capabilities(cells=torch_equivalents.cells()),
         description="PyTorch's own kernels: torch.nn.RNN, torch.nn.GRU, torch.nn.LSTM",
     )
 
