@@ -21,7 +21,7 @@ from rnnspec.errors import ImplementationError, UnknownImplementationError
 from rnnspec.protocol import Implementation
 
 GROUP = "rnnspec.implementations"
-BUILTINS = {"torch": "rnnspec.builtins:torch_nn", "reference": "rnnspec.builtins:reference"}
+BUILTINS = {"torch": "rnnspec.implementations:torch_nn", "reference": "rnnspec.implementations:reference"}
 # Loaders for a model file given as --impl, by suffix (".onnx", ".keras", ...).
 FILE_LOADERS: dict[str, Callable[[Path], Implementation]] = {}
 FILE_SUFFIXES = {".py", ".onnx", ".keras", ".h5", ".pt", ".pth", ".pkl", ".json", ".toml"}

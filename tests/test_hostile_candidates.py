@@ -351,8 +351,8 @@ ENTRY_POINTS = {
     "raising": "raising = raising_module:implementation",
 }
 MODULES = {
-    "twin_a": "from rnnspec.builtins import torch_nn as implementation\n",
-    "twin_b": "from rnnspec.builtins import reference as implementation\n",
+    "twin_a": "from rnnspec.implementations import torch_nn as implementation\n",
+    "twin_b": "from rnnspec.implementations import reference as implementation\n",
     "impostor": "raise AssertionError('the impostor was imported')\n",
     "exiting_module": "raise SystemExit(3)\n",
     "interrupting_module": "raise KeyboardInterrupt\n",
@@ -391,10 +391,10 @@ def test_list_names_and_skips_every_broken_or_colliding_entry_point(
         "interrupting  (interrupting_module:implementation)\n  BROKEN     KeyboardInterrupt",
         "raising  (raising_module:implementation)\n  BROKEN     RuntimeError: cannot load",
         "torch  (impostor:implementation)\n  BROKEN     refused: 'torch' is rnnspec's built-in "
-        "'rnnspec.builtins:torch_nn'",
+        "'rnnspec.implementations:torch_nn'",
         "twin  (twin_a:implementation)\n  BROKEN     refused: two entry points are named 'twin': "
         "'twin_a:implementation' and 'twin_b:implementation'",
-        "torch  (rnnspec.builtins:torch_nn)\n  about",
+        "torch  (rnnspec.implementations:torch_nn)\n  about",
     ):
         assert expected in out, out
 
