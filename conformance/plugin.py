@@ -16,6 +16,7 @@ import pytest
 
 import rnnspec
 from rnnspec import registry, spec
+from rnnspec.cases import for_envelope
 from rnnspec.checks import CATEGORIES
 from rnnspec.compare import CheckFailure, Comparison
 from rnnspec.errors import RnnSpecError
@@ -165,11 +166,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     provider = options.pop("provider")
     cells = [cell.name for loaded in spec.all_specs().values() for cell in loaded.cells.values()]
     impl = metafunc.config.stash.get(IMPLEMENTATION_KEY, None)
-    supported = [cell for cell in cells if impl is None or impl.capabilities.declares(cell)]
-    found = provider(supported, **options)
-    # One representative case per undeclared cell: it is skipped with the reason.
-    for cell in sorted(set(cells) - set(supported)):
-        found += provider([cell], **options)[:1]
+    declared = [cell for cell in cells if impl is None or impl.capabilities.declares(cell)]
+    others = sorted(set(cells) - set(declared))  # one case each, skipped with the reason
+    capabilities = None if impl is None else impl.capabilities
+    found = for_envelope(provider, declared + others, capabilities, **options)
     metafunc.parametrize("case", found, ids=[case.id() for case in found])
 
 

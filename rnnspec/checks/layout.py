@@ -23,7 +23,7 @@ from rnnspec.diagnosis import diagnosed
 from rnnspec.harness import Candidate, Inputs, forward, make_inputs, require
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
-from rnnspec.tolerance import Tolerance, tolerance
+from rnnspec.tolerance import Tolerance, for_case
 
 SIZES: dict[str, Any] = dict(steps=5, batch=3, lengths=(3, 5, 1), input_size=10, hidden_size=9)
 PROJ = 7
@@ -181,7 +181,7 @@ def check_layout(impl: Implementation, case: Case, record: Record) -> None:
     inputs = make_inputs(case)
     output, finals = rebuild_stack(case, inputs)
     got = forward(Candidate(impl, case, inputs))
-    tol = tolerance(case.dtype, case.steps, case.config.num_layers)
+    tol = for_case(case)
     for kind, (name, state) in enumerate(zip(case.state_names(), got.states, strict=True)):
         expected = {key: values[kind] for key, values in finals.items()}
         _check_state_slices(name, state, expected, case, tol, record)
