@@ -16,7 +16,7 @@ import pytest
 
 import rnnspec
 from rnnspec import registry, spec
-from rnnspec.cases import for_envelope
+from rnnspec.cases import Case, for_envelope
 from rnnspec.checks import CATEGORIES
 from rnnspec.compare import CheckFailure, Comparison
 from rnnspec.errors import RnnSpecError
@@ -173,6 +173,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("case", found, ids=[case.id() for case in found])
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """A check's cell travels with its reports: the summary flags declared cells for which
+    a category ran nothing."""
+    case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
+    if isinstance(case, Case):
+        item.user_properties.append(("rnnspec-cell", case.config.cell))
+
+
 @pytest.fixture(scope="session")
 def implementation(pytestconfig: pytest.Config) -> Implementation:
     """The implementation under test (from ``--impl``)."""
@@ -256,7 +264,7 @@ class _Reporter:
             return
         impl = self.config.stash.get(IMPLEMENTATION_KEY, None)
         terminalreporter.write_sep("=", f"rnnspec conformance: {impl.name if impl else '?'}")
-        for line in self.results.summary_lines():
+        for line in self.results.summary_lines(impl.capabilities if impl else None):
             terminalreporter.write_line(line)
         path = self.config.getoption("conformance_report")
         if path and not hasattr(self.config, "workerinput"):

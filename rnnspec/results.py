@@ -26,6 +26,7 @@ class Result:
     failure: str = ""
     comparisons: list[dict[str, Any]] = field(default_factory=list)
     diagnosis: dict[str, Any] | None = None
+    cell: str = ""
 
 
 class Results:
@@ -51,9 +52,17 @@ class Results:
         diagnosis = next(
             (value for key, value in report.user_properties if key == "rnnspec-diagnosis"), None
         )
+        cell = next((value for key, value in report.user_properties if key == "rnnspec-cell"), "")
         self.items.append(
             Result(
-                report.nodeid, category, outcome, _message(report), failure, comparisons, diagnosis
+                report.nodeid,
+                category,
+                outcome,
+                _message(report),
+                failure,
+                comparisons,
+                diagnosis,
+                cell,
             )
         )
 
@@ -66,7 +75,7 @@ class Results:
     def skip_reasons(self) -> Counter[str]:
         return Counter(result.message for result in self.items if result.outcome == "skipped")
 
-    def summary_lines(self) -> list[str]:
+    def summary_lines(self, capabilities: Any = None) -> list[str]:
         lines = [f"{'category':12} {'passed':>7} {'failed':>7} {'skipped':>8}"]
         totals: Counter[str] = Counter()
         for category, counts in self.table().items():
@@ -86,6 +95,7 @@ class Results:
         if causes:
             lines.append("likely causes, by cell (from the diagnoses):")
             lines.extend(f"  {line}" for line in causes)
+        lines += ran_nothing_lines(ran_nothing(self.items, capabilities))
         reasons = self.skip_reasons()
         if reasons:
             lines.append("skipped, by reason:")
@@ -108,6 +118,7 @@ class Results:
             "environment": environment(),
             "summary": {category: dict(counts) for category, counts in self.table().items()},
             "skip_reasons": dict(self.skip_reasons()),
+            "ran_nothing": ran_nothing(self.items, getattr(impl, "capabilities", None)),
             "worst_errors": dict(sorted(worst.items())),
             "results": [asdict(result) for result in self.items],
         }
@@ -120,6 +131,38 @@ class Results:
         json_path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
         markdown_path.write_text(markdown(data), encoding="utf-8")
         return [json_path, markdown_path]
+
+
+def ran_nothing(items: list[Result], capabilities: Any) -> list[dict[str, str]]:
+    """Each category that ran no check (every one skipped) for a cell the candidate
+    declares, with the most common skip reason; categories never collected are left out."""
+    if capabilities is None:
+        return []
+    grouped: dict[tuple[str, str], list[Result]] = defaultdict(list)
+    for result in items:
+        if result.cell and capabilities.declares(result.cell):
+            grouped[result.category, result.cell].append(result)
+    found = []
+    for (category, cell), results in grouped.items():
+        if all(result.outcome == "skipped" for result in results):
+            reason = Counter(result.message for result in results).most_common(1)[0][0]
+            found.append({"category": category, "cell": cell, "reason": reason})
+    return sorted(found, key=lambda row: (CATEGORIES.index(row["category"]), row["cell"]))
+
+
+def ran_nothing_lines(rows: list[dict[str, str]]) -> list[str]:
+    """The summary's flag: one line per category and reason, naming the cells."""
+    if not rows:
+        return []
+    cells: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for row in rows:
+        cells[row["category"], row["reason"]].append(row["cell"])
+    lines = ["RAN NO CHECK for a declared cell (every check skipped):"]
+    lines += [
+        f"  {category:12} {', '.join(names)}: {reason}"
+        for (category, reason), names in cells.items()
+    ]
+    return lines
 
 
 def report_paths(path: Path) -> tuple[Path, Path]:
@@ -187,6 +230,10 @@ def markdown(data: dict[str, Any]) -> str:
             f"| {category} | {counts.get('passed', 0)} | {counts.get('failed', 0)} | "
             f"{counts.get('skipped', 0)} |"
         )
+    if data.get("ran_nothing"):
+        lines += ["", "## Ran no check for a declared cell", "", "| category | cell | reason |"]
+        lines.append("|---|---|---|")
+        lines += [f"| {r['category']} | {r['cell']} | {r['reason']} |" for r in data["ran_nothing"]]
     failed = [r for r in data["results"] if r["outcome"] == "failed"]
     if failed:
         lines += ["", "## Failures", ""]

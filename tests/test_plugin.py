@@ -258,9 +258,10 @@ def test_list_describes_capabilities() -> None:
         "  cells      gru",
         "  layers     any",
         "  dtypes     float32",
+        "  computes   in the input's dtype",
         "  devices    cpu, cuda, meta",
-        "  supports   bidirectional, bias=False, batch_first, proj_size, unbatched, dropout, "
-        "gradients",
+        "  supports   unidirectional, bidirectional, bias=False, time-major, batch_first, "
+        "proj_size, batched, unbatched, h0, dropout, gradients",
         "  lacks      packed",
     ]
 
