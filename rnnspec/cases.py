@@ -27,7 +27,6 @@ class Case:
     seed: int = 0
     precision: str | None = None  # the candidate computes in this, coarser than dtype
 
-
     def __post_init__(self) -> None:
         if self.lengths is not None:
             if self.batch is None or len(self.lengths) != self.batch:
@@ -120,6 +119,10 @@ def layout_case(
 # --- the declared envelope ------------------------------------------------------------------
 
 DTYPE_ORDER = ("float64", "float32", "float16", "bfloat16")  # most precise first
+# Every check runs in each of these the candidate declares (the nearest declared dtype when
+# it declares neither); bfloat16 and float16 are the dtype category's, whose cases keep
+# their dtype.
+WORKING_DTYPES = ("float64", "float32")
 ASPECTS = frozenset({"initial_state", "dtype", "gradients"})
 Provider = Callable[..., list[Case]]
 
@@ -202,10 +205,22 @@ def fit(case: Case, capabilities: Capabilities, keep: Collection[str] = ()) -> C
     return run.replace(config=config)
 
 
+def _dtype_twins(case: Case, capabilities: Capabilities) -> list[Case]:
+    """The case in each other working dtype the candidate declares."""
+    if case.dtype not in WORKING_DTYPES:
+        return []
+    return [
+        case.replace(dtype=dtype)
+        for dtype in WORKING_DTYPES
+        if dtype != case.dtype and dtype in capabilities.dtypes
+    ]
+
+
 def for_envelope(
     provider: Provider, cells: Iterable[str], capabilities: Capabilities | None, **options: Any
 ) -> list[Case]:
-    """The provider's cases for each cell, fitted to the envelope (no duplicates).
+    """The provider's cases for each cell in each working dtype the candidate declares,
+    fitted to the envelope (no duplicates).
 
     Per cell, what the candidate cannot run after fitting is kept once per reason, to be
     skipped with it; an undeclared cell keeps one case, skipped with the reason. Without
@@ -220,6 +235,8 @@ def for_envelope(
         if not capabilities.declares(cell):
             found += given[:1]
             continue
+        if "dtype" not in keep:
+            given = given + [twin for case in given for twin in _dtype_twins(case, capabilities)]
         runnable: list[Case] = []
         outside: dict[str, Case] = {}
         for case in dict.fromkeys(fit(case, capabilities, keep) for case in given):

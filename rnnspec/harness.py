@@ -74,9 +74,7 @@ def require(
 ) -> None:
     """Raise :class:`Unsupported` with the reason when ``impl`` cannot run ``case``
     (``initial_state``: the check passes h0 even where the case does not)."""
-    reason = unsupported(
-        impl.capabilities, case, gradients=gradients, initial_state=initial_state
-    )
+    reason = unsupported(impl.capabilities, case, gradients=gradients, initial_state=initial_state)
     if reason:
         raise Unsupported(reason)
 

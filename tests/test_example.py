@@ -87,7 +87,8 @@ def test_buggy_twin_fails_with_a_message_naming_the_planted_bug(tmp_path: Path) 
         "-m",
         "parity",
         "-k",
-        "lstm- and layers2 and bidirectional and batch_first and not no-bias and not hxNone",
+        "lstm- and layers2 and bidirectional and batch_first and not no-bias and not hxNone "
+        "and float64",
     )
     output = result.stdout
     assert result.returncode == 1, output[-4000:]

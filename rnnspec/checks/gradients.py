@@ -18,7 +18,7 @@ from rnnspec.checks import Record
 from rnnspec.checks.shapes import check_shape, expected_shapes
 from rnnspec.compare import CheckFailure, compare, to_numpy
 from rnnspec.diagnosis import attach, diagnosed, explain_gradients
-from rnnspec.harness import Candidate, as_states, guard, make_inputs, require
+from rnnspec.harness import Candidate, as_states, build, guard, make_inputs, quiet, require
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
 from rnnspec.tolerance import for_case
@@ -112,9 +112,10 @@ def check_gradients(impl: Implementation, case: Case, record: Record) -> None:
     inputs = make_inputs(case)
     rng = np.random.default_rng(case.seed + UPSTREAM_SEED)
     upstream = {what: rng.standard_normal(shape) for what, shape in expected_shapes(case).items()}
-    gold_case = case.replace(dtype="float64", device="cpu")
-    gold_leaves, gold_weights = backward(Candidate(reference(), gold_case, inputs), upstream)
-    leaves, weights = backward(Candidate(impl, case, inputs), upstream)
+    gold_case = case.replace(dtype="float64", device="cpu", precision=None)
+    with quiet():
+        gold_leaves, gold_weights = backward(build(reference(), gold_case, inputs), upstream)
+        leaves, weights = backward(build(impl, case, inputs), upstream)
     tol = for_case(case, gradient=True)
     label = case.label()
     try:

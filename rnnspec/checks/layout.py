@@ -20,7 +20,7 @@ from rnnspec.checks.shapes import check_shape
 from rnnspec.compare import compare, to_numpy, within
 from rnnspec.config import canonical_name
 from rnnspec.diagnosis import diagnosed
-from rnnspec.harness import Candidate, Inputs, forward, make_inputs, require
+from rnnspec.harness import Inputs, build, make_inputs, require, run_quietly
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
 from rnnspec.tolerance import Tolerance, for_case
@@ -180,7 +180,7 @@ def check_layout(impl: Implementation, case: Case, record: Record) -> None:
     require(impl, case)
     inputs = make_inputs(case)
     output, finals = rebuild_stack(case, inputs)
-    got = forward(Candidate(impl, case, inputs))
+    got = run_quietly(build(impl, case, inputs))
     tol = for_case(case)
     for kind, (name, state) in enumerate(zip(case.state_names(), got.states, strict=True)):
         expected = {key: values[kind] for key, values in finals.items()}

@@ -10,7 +10,7 @@ from rnnspec.cases import Case, make_case
 from rnnspec.checks import Record
 from rnnspec.compare import CheckFailure, compare
 from rnnspec.diagnosis import annotate
-from rnnspec.harness import Candidate, Outputs, forward, gold, make_inputs, require
+from rnnspec.harness import Outputs, build, gold, make_inputs, require, run_quietly
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
 from rnnspec.tolerance import Tolerance, for_case
@@ -71,7 +71,7 @@ def check_forward(impl: Implementation, case: Case, record: Record) -> None:
     require(impl, case)
     inputs = make_inputs(case)
     expected = gold(case, inputs)
-    got = forward(Candidate(impl, case, inputs))
+    got = run_quietly(build(impl, case, inputs))
     try:
         compare_outputs(got, expected, case, record)
     except CheckFailure as failure:

@@ -149,7 +149,8 @@ def check_no_mutation(impl: Implementation, case: Case, record: Record) -> None:
     x, hx = candidate.prepare()
     fed = candidate.pack(x)
     watched = {"input (packed data)": fed.data} if case.packed else {"input": fed}
-    watched.update(zip(case.state_names("0"), as_states(hx), strict=True))
+    if hx is not None:  # a candidate that takes no h0 is watched on its input alone
+        watched.update(zip(case.state_names("0"), as_states(hx), strict=True))
     before = {what: _copy(value) for what, value in watched.items()}
     with no_grad(candidate), quiet():
         call(candidate, fed, hx)
