@@ -56,6 +56,8 @@ class Capabilities:
     gradients: bool = True
 
     def __post_init__(self) -> None:
+        for name in ("cells", "dtypes", "devices"):  # any collection; stored hashable
+            object.__setattr__(self, name, frozenset(getattr(self, name)))
         pairs = (
             ("time_major", "batch_first", "a layout"),
             ("batched", "unbatched", "batched or unbatched input"),
