@@ -128,9 +128,10 @@ Provider = Callable[..., list[Case]]
 
 
 def needs(*aspects: str) -> Callable[[Provider], Provider]:
-    """Mark a case provider with what its check exists to test, so that :func:`fit` never
-    moves it: ``initial_state`` (the check passes h0 whatever the case says), ``dtype``
-    (the case's dtype is the point) or ``gradients`` (the check runs backward)."""
+    """Mark a case provider with what its check exists to test: ``initial_state`` (the
+    check passes h0 whatever the case says: never fitted away), ``dtype`` (the case's dtype
+    is the point: never fitted, no twins) or ``gradients`` (the check runs backward: a
+    candidate without gradients runs none of its cases)."""
     unknown = set(aspects) - ASPECTS
     if unknown:
         raise ValueError(f"unknown aspects {sorted(unknown)} (known: {sorted(ASPECTS)})")
