@@ -119,6 +119,7 @@ class Results:
             "summary": {category: dict(counts) for category, counts in self.table().items()},
             "skip_reasons": dict(self.skip_reasons()),
             "ran_nothing": ran_nothing(self.items, getattr(impl, "capabilities", None)),
+            "skipped_by_cell": skipped_by_cell(self.items),
             "worst_errors": dict(sorted(worst.items())),
             "results": [asdict(result) for result in self.items],
         }
@@ -148,6 +149,17 @@ def ran_nothing(items: list[Result], capabilities: Any) -> list[dict[str, str]]:
             reason = Counter(result.message for result in results).most_common(1)[0][0]
             found.append({"category": category, "cell": cell, "reason": reason})
     return sorted(found, key=lambda row: (CATEGORIES.index(row["category"]), row["cell"]))
+
+
+def skipped_by_cell(items: list[Result]) -> list[dict[str, Any]]:
+    """Skipped checks counted per category, cell and reason: what did not run, and where."""
+    counts = Counter((r.category, r.cell, r.message) for r in items if r.outcome == "skipped")
+    return [
+        {"category": category, "cell": cell, "reason": reason, "checks": n}
+        for (category, cell, reason), n in sorted(
+            counts.items(), key=lambda item: (CATEGORIES.index(item[0][0]), item[0][1:])
+        )
+    ]
 
 
 def ran_nothing_lines(rows: list[dict[str, str]]) -> list[str]:
@@ -259,6 +271,13 @@ def markdown(data: dict[str, Any]) -> str:
                 f"| {key} | {worst['max_abs']:.3g} | {worst['max_rel']:.3g} | "
                 f"{worst['atol']:.3g} | {worst['rtol']:.3g} | {worst['ratio_to_atol']:.3g} |"
             )
+    if data.get("skipped_by_cell"):
+        lines += ["", "## Skipped, per category and cell", ""]
+        lines += ["| category | cell | checks | reason |", "|---|---|---:|---|"]
+        lines += [
+            f"| {r['category']} | {r['cell']} | {r['checks']} | {r['reason']} |"
+            for r in data["skipped_by_cell"]
+        ]
     if data["skip_reasons"]:
         lines += ["", "## Skipped, by reason", "", "| checks | reason |", "|---:|---|"]
         lines += [

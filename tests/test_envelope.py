@@ -405,6 +405,9 @@ def test_a_category_that_ran_nothing_is_flagged(pytester: pytest.Pytester) -> No
     assert data["ran_nothing"] == [
         {"category": "gradients", "cell": "elman", "reason": "gradients not supported"}
     ]
-    assert "| gradients | elman | gradients not supported |" in report.with_suffix(".md").read_text(
-        encoding="utf-8"
-    )
+    markdown = report.with_suffix(".md").read_text(encoding="utf-8")
+    assert "| gradients | elman | gradients not supported |" in markdown
+    outside = {(row["category"], row["cell"], row["reason"]) for row in data["skipped_by_cell"]}
+    assert ("parity", "elman", "bias=False not supported") in outside
+    assert ("gradients", "elman", "gradients not supported") in outside
+    assert "| parity | elman | 1 | bias=False not supported |" in markdown
