@@ -123,15 +123,16 @@ DTYPE_ORDER = ("float64", "float32", "float16", "bfloat16")  # most precise firs
 # it declares neither); bfloat16 and float16 are the dtype category's, whose cases keep
 # their dtype.
 WORKING_DTYPES = ("float64", "float32")
-ASPECTS = frozenset({"initial_state", "dtype", "gradients"})
+ASPECTS = frozenset({"initial_state", "direction", "dtype", "gradients"})
 Provider = Callable[..., list[Case]]
 
 
 def needs(*aspects: str) -> Callable[[Provider], Provider]:
     """Mark a case provider with what its check exists to test: ``initial_state`` (the
-    check passes h0 whatever the case says: never fitted away), ``dtype`` (the case's dtype
-    is the point: never fitted, no twins) or ``gradients`` (the check runs backward: a
-    candidate without gradients runs none of its cases)."""
+    check passes h0 whatever the case says: never fitted away), ``direction`` (the check
+    means one direction: never made bidirectional), ``dtype`` (the case's dtype is the
+    point: never fitted, no twins) or ``gradients`` (the check runs backward: a candidate
+    without gradients runs none of its cases)."""
     unknown = set(aspects) - ASPECTS
     if unknown:
         raise ValueError(f"unknown aspects {sorted(unknown)} (known: {sorted(ASPECTS)})")
@@ -188,7 +189,7 @@ def fit(case: Case, capabilities: Capabilities, keep: Collection[str] = ()) -> C
         config = config.replace(num_layers=capabilities.max_layers)
     if config.bidirectional and not capabilities.bidirectional:
         config = config.replace(bidirectional=False)
-    elif not config.bidirectional and not capabilities.unidirectional:
+    elif not config.bidirectional and not capabilities.unidirectional and "direction" not in keep:
         config = config.replace(bidirectional=True)
     if config.batch_first and not capabilities.batch_first:
         config = config.replace(batch_first=False)

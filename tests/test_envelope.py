@@ -294,6 +294,19 @@ def test_correct_seed_style_candidates_pass_every_category(impl: Implementation)
     assert_passes_every_category(verdict(impl))
 
 
+@pytest.mark.parametrize(
+    "narrowed",
+    [dict(batched=False), dict(unidirectional=False), dict(time_major=False, initial_state=False)],
+    ids=["unbatched-only", "bidirectional-only", "batch-first-without-h0"],
+)
+def test_torch_nn_declared_narrower_passes_every_category(narrowed: dict[str, bool]) -> None:
+    """torch.nn declared as less than it is: every check still runs, fitted (batched cases
+    as one sequence, one direction as two, time-major as batch-first without h0)."""
+    torch_nn = builtins.torch_nn()
+    declared = replace(torch_nn.capabilities, cells={"elman"}, **narrowed)
+    assert_passes_every_category(verdict(replace(torch_nn, capabilities=declared)))
+
+
 def test_float32_only_runs_every_category_in_float32() -> None:
     found = verdict(lstm_float32.implementation)
     ran = {

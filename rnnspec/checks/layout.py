@@ -143,8 +143,10 @@ def _check_outputs(
     config, label = case.config, case.label()
     got_output, expected_output = to_numpy(got), _layout(expected, case)
     check_shape(got_output, expected_output.shape, "output", label)
-    output = got_output[:, None] if case.batch is None else got_output
-    output = output.swapaxes(0, 1) if config.batch_first else output
+    if case.batch is None:  # batch_first does not apply to unbatched input
+        output = got_output[:, None]
+    else:
+        output = got_output.swapaxes(0, 1) if config.batch_first else got_output
     lengths = np.asarray(case.lengths or (case.steps,) * output.shape[1])
     ends = (lengths - 1, np.zeros_like(lengths))
     halves = [

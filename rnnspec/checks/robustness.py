@@ -180,7 +180,7 @@ def check_deterministic(impl: Implementation, case: Case, record: Record) -> Non
 # --- chunks with carried state ----------------------------------------------------------------
 
 
-@needs("initial_state")
+@needs("initial_state", "direction")  # a reverse direction cannot run in chunks
 def chunk_cases(cells: Iterable[str]) -> list[Case]:
     """One layer with h0; two batch_first layers without; unbatched; projections."""
     found = []
@@ -322,9 +322,11 @@ def check_dropout_training(impl: Implementation, case: Case, record: Record) -> 
     if config.num_layers == 1:
         compare_outputs(got, expected, case, record, label)
         return
-    output = to_numpy(got.output)
-    output = output.swapaxes(0, 1) if config.batch_first else output
-    h_n = to_numpy(got.states[0])
+    output, h_n = to_numpy(got.output), to_numpy(got.states[0])
+    if case.unbatched:  # as a batch of one, time-major
+        output, h_n = output[:, None], h_n[:, None]
+    elif config.batch_first:
+        output = output.swapaxes(0, 1)
     size = config.output_size
     last = (config.num_layers - 1) * config.num_directions
     ends = [(case.steps - 1, slice(0, size), f":{size}")]
