@@ -282,13 +282,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     options = dict(marker.kwargs)
     provider = options.pop("provider")
     cells = [cell.name for loaded in spec.all_specs().values() for cell in loaded.cells.values()]
+    from rnnspec.cases import for_envelope
+
     impl = metafunc.config.stash[IMPLEMENTATION_KEY]
-    supported = [cell for cell in cells if impl.capabilities.declares(cell)]
-    found = provider(supported, **options)
-    # One representative case per undeclared cell: it is skipped with the reason.
-    for cell in sorted(set(cells) - set(supported)):
-        found += provider([cell], **options)[:1]
+    declared = [cell for cell in cells if impl.capabilities.declares(cell)]
+    others = sorted(set(cells) - set(declared))  # one case each, skipped with the reason
+    found = for_envelope(provider, declared + others, impl.capabilities, **options)
     metafunc.parametrize("case", found, ids=[case.id() for case in found])
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """A check's cell travels with its reports: the summary flags declared cells for which
+    a category ran nothing."""
+    if not _active(item.config):
+        return
+    from rnnspec.cases import Case
+
+    case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
+    if isinstance(case, Case):
+        item.user_properties.append(("rnnspec-cell", case.config.cell))
 
 
 @pytest.fixture(scope="session")
@@ -504,7 +516,7 @@ class _Reporter:
             return
         impl = self.config.stash.get(IMPLEMENTATION_KEY, None)
         terminalreporter.write_sep("=", f"rnnspec conformance: {impl.name if impl else '?'}")
-        for line in self.results.summary_lines():
+        for line in self.results.summary_lines(impl.capabilities if impl else None):
             terminalreporter.write_line(line)
         for written in self.written:
             terminalreporter.write_line(f"conformance report written to {written}")

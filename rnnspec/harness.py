@@ -18,16 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from rnnspec.cases import Case
+from rnnspec.cases import Case, unsupported
 from rnnspec.compare import CheckFailure, check_dtype
-from rnnspec.errors import RnnSpecError
+from rnnspec.errors import Unsupported
 from rnnspec.protocol import Implementation
 from rnnspec.spec import Cell
 from rnnspec.weights import random_input, random_state, random_weights
-
-
-class Unsupported(RnnSpecError):
-    """The candidate does not declare support for this case: the check is skipped."""
 
 
 @dataclass
@@ -77,25 +73,23 @@ def gold(case: Case, inputs: Inputs) -> Outputs:
     return Outputs(output, as_states(state))
 
 
-def require(impl: Implementation, case: Case, gradients: bool = False) -> None:
-    reason = impl.capabilities.unsupported(
-        case.config,
-        dtype=case.dtype,
-        device=case.device,
-        packed=case.packed,
-        unbatched=case.unbatched,
-        gradients=gradients,
-    )
+def require(
+    impl: Implementation, case: Case, gradients: bool = False, initial_state: bool = False
+) -> None:
+    """Raise :class:`Unsupported` with the reason when ``impl`` cannot run ``case``
+    (``initial_state``: the check passes h0 even where the case does not)."""
+    reason = unsupported(impl.capabilities, case, gradients=gradients, initial_state=initial_state)
     if reason:
         raise Unsupported(reason)
 
 
 def guard(what: str, case: Case, action: Callable[[], Any]) -> Any:
-    """Run ``action``; an exception from the candidate becomes a 'raised' failure."""
+    """Run ``action``; an exception from the candidate becomes a 'raised' failure, but
+    :class:`Unsupported` (the candidate declining the case) stays a skip."""
     __tracebackhide__ = True
     try:
         return action()
-    except CheckFailure:
+    except (CheckFailure, Unsupported):
         raise
     except Exception as error:
         raise CheckFailure(

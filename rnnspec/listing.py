@@ -14,12 +14,16 @@ from rnnspec.protocol import Capabilities, Implementation
 from rnnspec.registry import GROUP, Registered, discover
 
 FLAGS = (
+    ("unidirectional", "unidirectional"),
     ("bidirectional", "bidirectional"),
     ("no_bias", "bias=False"),
+    ("time_major", "time-major"),
     ("batch_first", "batch_first"),
     ("proj_size", "proj_size"),
     ("packed", "packed"),
+    ("batched", "batched"),
     ("unbatched", "unbatched"),
+    ("initial_state", "h0"),
     ("dropout", "dropout"),
     ("gradients", "gradients"),
 )
@@ -75,6 +79,7 @@ def _describe(impl: Implementation) -> list[str]:
         ("cells", ", ".join(sorted(caps.cells)).replace("*", "* (every spec)")),
         ("layers", "any" if caps.max_layers is None else f"up to {caps.max_layers}"),
         ("dtypes", ", ".join(sorted(caps.dtypes))),
+        ("computes", "in the input's dtype" if caps.precision is None else caps.precision),
         ("devices", ", ".join(sorted(caps.devices))),
         ("supports", ", ".join(supported) or "-"),
         ("lacks", ", ".join(missing) or "-"),

@@ -10,7 +10,7 @@ parameters, and a ``gradients`` that maps their gradients back. NumPy candidates
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from rnnspec import torch_equivalents
@@ -25,24 +25,64 @@ ALL_DEVICES = frozenset({"cpu", "meta", "cuda"})
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a candidate supports; every check outside it is skipped with the reason.
+    """What a candidate is: the envelope every check runs in.
 
-    ``cells`` names kinds with variants (``"gru:reset_before"``); ``"*"`` is any spec,
-    user specs included (the generated reference declares it).
+    The defaults are ``torch.nn``'s: every cell of it, any number of layers, both
+    directions, both layouts, batched and unbatched input, an optional initial state,
+    every dtype and device. Each check runs on the nearest configuration inside the
+    envelope (two layers become one for ``max_layers=1``, batch_first becomes time-major
+    for ``batch_first=False``, float64 becomes float32 for ``dtypes={"float32"}``); what
+    cannot run anywhere in it (packed input when ``packed=False``) is skipped with the
+    reason. ``cells`` names kinds with variants (``"gru:reset_before"``); ``"*"`` is any
+    spec, user specs included (the generated reference declares it).
     """
 
     cells: frozenset[str] = field(default_factory=torch_equivalents.cells)
     max_layers: int | None = None
     bidirectional: bool = True
+    unidirectional: bool = True
     no_bias: bool = True
+    time_major: bool = True
     batch_first: bool = True
     proj_size: bool = True
     packed: bool = True
+    batched: bool = True
     unbatched: bool = True
+    initial_state: bool = True
     dropout: bool = True
     dtypes: frozenset[str] = ALL_DTYPES
+    precision: str | None = None
     devices: frozenset[str] = ALL_DEVICES
     gradients: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("cells", "dtypes", "devices"):  # any collection; stored hashable
+            object.__setattr__(self, name, frozenset(getattr(self, name)))
+        pairs = (
+            ("time_major", "batch_first", "a layout"),
+            ("batched", "unbatched", "batched or unbatched input"),
+            ("unidirectional", "bidirectional", "a direction"),
+        )
+        for first, second, what in pairs:
+            if not (getattr(self, first) or getattr(self, second)):
+                raise ValueError(
+                    f"Capabilities: {first}=False and {second}=False leave no {what}; "
+                    "declare at least one"
+                )
+        if self.max_layers is not None and self.max_layers < 1:
+            raise ValueError(f"Capabilities: max_layers must be >= 1, got {self.max_layers}")
+        for name, values in (("dtypes", self.dtypes), ("devices", self.devices)):
+            known = ALL_DTYPES if name == "dtypes" else ALL_DEVICES
+            if not values or not set(values) <= known:
+                raise ValueError(
+                    f"Capabilities: {name} must be a non-empty subset of "
+                    f"{sorted(known)}, got {sorted(values)}"
+                )
+        if self.precision is not None and self.precision not in ALL_DTYPES:
+            raise ValueError(
+                f"Capabilities: precision must be None or one of {sorted(ALL_DTYPES)}, "
+                f"got {self.precision!r}"
+            )
 
     def declares(self, cell: str) -> bool:
         """Whether ``cell`` (``"gru:reset_before"``) is among the declared cells."""
@@ -56,9 +96,11 @@ class Capabilities:
         device: str = "cpu",
         packed: bool = False,
         unbatched: bool = False,
+        initial_state: bool = False,
         gradients: bool = False,
     ) -> str | None:
-        """Why this candidate cannot run the case, or None when it can."""
+        """Why this candidate cannot run the case, or None when it can. ``initial_state``:
+        the run passes h0 (c0)."""
         checks = [
             (
                 not self.declares(config.cell),
@@ -69,12 +111,22 @@ class Capabilities:
                 f"num_layers={config.num_layers} > max_layers={self.max_layers}",
             ),
             (config.bidirectional and not self.bidirectional, "bidirectional not supported"),
+            (
+                not config.bidirectional and not self.unidirectional,
+                "unidirectional not supported (bidirectional only)",
+            ),
             (not config.bias and not self.no_bias, "bias=False not supported"),
             (config.batch_first and not self.batch_first, "batch_first not supported"),
+            (
+                not config.batch_first and not self.time_major,
+                "time-major input not supported (batch_first only)",
+            ),
             (config.proj_size > 0 and not self.proj_size, "proj_size not supported"),
             (config.dropout > 0 and not self.dropout, "dropout not supported"),
             (packed and not self.packed, "packed sequences not supported"),
             (unbatched and not self.unbatched, "unbatched input not supported"),
+            (not unbatched and not self.batched, "batched input not supported (unbatched only)"),
+            (initial_state and not self.initial_state, "an initial state (hx) not accepted"),
             (dtype not in self.dtypes, f"dtype {dtype} not supported"),
             (device not in self.devices, f"device {device} not supported"),
             (gradients and not self.gradients, "gradients not supported"),
@@ -83,18 +135,8 @@ class Capabilities:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "cells": sorted(self.cells),
-            "max_layers": self.max_layers,
-            "bidirectional": self.bidirectional,
-            "no_bias": self.no_bias,
-            "batch_first": self.batch_first,
-            "proj_size": self.proj_size,
-            "packed": self.packed,
-            "unbatched": self.unbatched,
-            "dropout": self.dropout,
-            "dtypes": sorted(self.dtypes),
-            "devices": sorted(self.devices),
-            "gradients": self.gradients,
+            name: sorted(value) if isinstance(value, set | frozenset) else value
+            for name, value in ((f.name, getattr(self, f.name)) for f in fields(self))
         }
 
 

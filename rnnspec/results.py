@@ -13,7 +13,7 @@ import os
 import platform
 import stat
 import tempfile
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ class Result:
     comparisons: list[dict[str, Any]] = field(default_factory=list)
     diagnosis: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    cell: str = ""
 
 
 def category_of(nodeid: str, keywords: Any = ()) -> str | None:
@@ -92,6 +93,7 @@ class Results:
                 [value for key, value in report.user_properties if key == "rnnspec"],
                 properties.get("rnnspec-diagnosis"),
                 properties.get("rnnspec-warnings", []),
+                properties.get("rnnspec-cell", ""),
             )
         )
 
@@ -141,7 +143,7 @@ class Results:
     def skip_reasons(self) -> Counter[str]:
         return Counter(result.message for result in self.items if result.outcome == "skipped")
 
-    def summary_lines(self) -> list[str]:
+    def summary_lines(self, capabilities: Any = None) -> list[str]:
         lines = [f"{'category':12} {'passed':>7} {'failed':>7} {'skipped':>8}"]
         totals: Counter[str] = Counter()
         for category, counts in self.table().items():
@@ -161,6 +163,7 @@ class Results:
         if causes:
             lines.append("likely causes, by cell (from the diagnoses):")
             lines.extend(f"  {line}" for line in causes)
+        lines += ran_nothing_lines(ran_nothing(self.items, capabilities))
         reasons = self.skip_reasons()
         if reasons:
             lines.append("skipped, by reason:")
@@ -195,6 +198,8 @@ class Results:
                 for category, counts in self.table().items()
             },
             "skip_reasons": dict(_by_count(self.skip_reasons())),
+            "ran_nothing": ran_nothing(self.items, getattr(impl, "capabilities", None)),
+            "skipped_by_cell": skipped_by_cell(self.items),
             "worst_errors": dict(sorted(worst.items())),
             "results": [asdict(result) for result in self.sorted_items()],
         }
@@ -223,6 +228,49 @@ def _replace(target: Path, text: str) -> None:
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def ran_nothing(items: list[Result], capabilities: Any) -> list[dict[str, str]]:
+    """Each category that ran no check (every one skipped) for a cell the candidate
+    declares, with the most common skip reason; categories never collected are left out."""
+    if capabilities is None:
+        return []
+    grouped: dict[tuple[str, str], list[Result]] = defaultdict(list)
+    for result in items:
+        if result.cell and capabilities.declares(result.cell):
+            grouped[result.category, result.cell].append(result)
+    found = []
+    for (category, cell), results in grouped.items():
+        if all(result.outcome == "skipped" for result in results):
+            reason = Counter(result.message for result in results).most_common(1)[0][0]
+            found.append({"category": category, "cell": cell, "reason": reason})
+    return sorted(found, key=lambda row: (CATEGORIES.index(row["category"]), row["cell"]))
+
+
+def skipped_by_cell(items: list[Result]) -> list[dict[str, Any]]:
+    """Skipped checks counted per category, cell and reason: what did not run, and where."""
+    counts = Counter((r.category, r.cell, r.message) for r in items if r.outcome == "skipped")
+    return [
+        {"category": category, "cell": cell, "reason": reason, "checks": n}
+        for (category, cell, reason), n in sorted(
+            counts.items(), key=lambda item: (CATEGORIES.index(item[0][0]), item[0][1:])
+        )
+    ]
+
+
+def ran_nothing_lines(rows: list[dict[str, str]]) -> list[str]:
+    """The summary's flag: one line per category and reason, naming the cells."""
+    if not rows:
+        return []
+    cells: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for row in rows:
+        cells[row["category"], row["reason"]].append(row["cell"])
+    lines = ["RAN NO CHECK for a declared cell (every check skipped):"]
+    lines += [
+        f"  {category:12} {', '.join(names)}: {reason}"
+        for (category, reason), names in cells.items()
+    ]
+    return lines
 
 
 def report_paths(path: Path) -> tuple[Path, Path]:
@@ -313,6 +361,10 @@ def markdown(data: dict[str, Any]) -> str:
             f"| {category} | {counts.get('passed', 0)} | {counts.get('failed', 0)} | "
             f"{counts.get('skipped', 0)} |"
         )
+    if data.get("ran_nothing"):
+        lines += ["", "## Ran no check for a declared cell", "", "| category | cell | reason |"]
+        lines.append("|---|---|---|")
+        lines += [f"| {r['category']} | {r['cell']} | {r['reason']} |" for r in data["ran_nothing"]]
     failed = [r for r in data["results"] if r["outcome"] == "failed"]
     if failed:
         lines += ["", "## Failures", ""]
@@ -338,6 +390,13 @@ def markdown(data: dict[str, Any]) -> str:
                 f"| {key} | {worst['max_abs']:.3g} | {worst['max_rel']:.3g} | "
                 f"{worst['atol']:.3g} | {worst['rtol']:.3g} | {worst['ratio_to_atol']:.3g} |"
             )
+    if data.get("skipped_by_cell"):
+        lines += ["", "## Skipped, per category and cell", ""]
+        lines += ["| category | cell | checks | reason |", "|---|---|---:|---|"]
+        lines += [
+            f"| {r['category']} | {r['cell']} | {r['checks']} | {r['reason']} |"
+            for r in data["skipped_by_cell"]
+        ]
     if data["skip_reasons"]:
         lines += ["", "## Skipped, by reason", "", "| checks | reason |", "|---:|---|"]
         lines += [f"| {n} | {reason} |" for reason, n in data["skip_reasons"].items()]

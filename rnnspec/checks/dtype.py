@@ -1,7 +1,7 @@
 """Dtype: output and states keep the input's dtype, and each dtype meets its tolerance.
 
 Every case runs in float64, float32, bfloat16 and float16 (each skipped unless declared)
-and is judged against the float64 gold with ``tolerance(dtype, T, layers)``. Cases without
+and is judged against the float64 gold with ``tolerance.for_case(case)``. Cases without
 h0 catch a zero state created in a hard-coded dtype (FAILURE_MODES #24): float32 zeros
 in a float64 network either raise or cost float64 its precision.
 """
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rnnspec import compare
-from rnnspec.cases import Case, make_case
+from rnnspec.cases import Case, make_case, needs
 from rnnspec.checks import Record
 from rnnspec.checks.parity import compare_outputs
 from rnnspec.diagnosis import diagnosed
@@ -32,6 +32,7 @@ def _case(
     return make_case(cell, layers, bidirectional, dtype=dtype, **SIZES, **given)
 
 
+@needs("dtype")
 def cases(cells: Iterable[str]) -> list[Case]:
     """Per cell and dtype: one layer with and without h0, two bidirectional batch_first
     layers, packed unsorted lengths without h0, and projections where the cell has them."""

@@ -12,16 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from rnnspec.cases import Case, layout_case
+from rnnspec.cases import Case, layout_case, needs
 from rnnspec.checks import Record
 from rnnspec.checks.shapes import check_shape, expected_shapes
 from rnnspec.compare import CheckFailure, compare, to_numpy
 from rnnspec.diagnosis import attach, diagnosed, explain_gradients
-from rnnspec.harness import Candidate, as_states, guard, make_inputs, require
+from rnnspec.harness import Candidate, as_states, build, guard, make_inputs, quiet, require
 from rnnspec.implementations import reference
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
-from rnnspec.tolerance import tolerance
+from rnnspec.tolerance import for_case
 
 SIZES: dict[str, Any] = dict(steps=5, batch=3, lengths=(3, 5, 1), input_size=5, hidden_size=7)
 PROJ = 3
@@ -39,6 +39,7 @@ def _case(
     return layout_case(cell, layers, bidirectional, layout, bias=bias, proj_size=proj, **SIZES)
 
 
+@needs("gradients")
 def cases(cells: Iterable[str]) -> list[Case]:
     """Layers x directions x bias (and projections) in float64; then packed, batch_first,
     unbatched, no h0 and float32 on two bidirectional layers."""
@@ -111,10 +112,11 @@ def check_gradients(impl: Implementation, case: Case, record: Record) -> None:
     inputs = make_inputs(case)
     rng = np.random.default_rng(case.seed + UPSTREAM_SEED)
     upstream = {what: rng.standard_normal(shape) for what, shape in expected_shapes(case).items()}
-    gold_case = case.replace(dtype="float64", device="cpu")
-    gold_leaves, gold_weights = backward(Candidate(reference(), gold_case, inputs), upstream)
-    leaves, weights = backward(Candidate(impl, case, inputs), upstream)
-    tol = tolerance(case.dtype, case.steps, case.config.num_layers, gradient=True)
+    gold_case = case.replace(dtype="float64", device="cpu", precision=None)
+    with quiet():
+        gold_leaves, gold_weights = backward(build(reference(), gold_case, inputs), upstream)
+        leaves, weights = backward(build(impl, case, inputs), upstream)
+    tol = for_case(case, gradient=True)
     label = case.label()
     try:
         for got, expected in ((leaves, gold_leaves), (weights, gold_weights)):

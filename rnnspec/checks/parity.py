@@ -10,10 +10,10 @@ from rnnspec.cases import Case, make_case
 from rnnspec.checks import Record
 from rnnspec.compare import CheckFailure, compare
 from rnnspec.diagnosis import annotate
-from rnnspec.harness import Candidate, Outputs, forward, gold, make_inputs, require
+from rnnspec.harness import Outputs, build, gold, make_inputs, require, run_quietly
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
-from rnnspec.tolerance import Tolerance, tolerance
+from rnnspec.tolerance import Tolerance, for_case
 
 SIZES: dict[str, Any] = dict(steps=6, batch=3, input_size=5, hidden_size=7)
 PROJ = 3
@@ -54,7 +54,7 @@ def compare_outputs(
     tolerance unless given); failures name ``output{suffix}`` (...) and ``label`` (the
     case's label unless given)."""
     __tracebackhide__ = True
-    tol = tolerance(case.dtype, case.steps, case.config.num_layers) if tol is None else tol
+    tol = for_case(case) if tol is None else tol
     label = case.label() if label is None else label
     for name, got_value, expected_value in zip(
         case.result_names(),
@@ -71,7 +71,7 @@ def check_forward(impl: Implementation, case: Case, record: Record) -> None:
     require(impl, case)
     inputs = make_inputs(case)
     expected = gold(case, inputs)
-    got = forward(Candidate(impl, case, inputs))
+    got = run_quietly(build(impl, case, inputs))
     try:
         compare_outputs(got, expected, case, record)
     except CheckFailure as failure:

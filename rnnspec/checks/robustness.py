@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnspec.cases import Case, make_case
+from rnnspec.cases import Case, make_case, needs
 from rnnspec.checks import Record
 from rnnspec.checks.parity import compare_outputs
 from rnnspec.checks.shapes import check_shape
@@ -37,7 +37,7 @@ from rnnspec.harness import (
 )
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
-from rnnspec.tolerance import Tolerance, tolerance
+from rnnspec.tolerance import Tolerance, for_case
 
 EXACT = Tolerance(0.0, 0.0)  # bitwise: determinism and mutation are not numerical questions
 SIZES: dict[str, Any] = dict(input_size=5, hidden_size=7)
@@ -153,7 +153,8 @@ def check_no_mutation(impl: Implementation, case: Case, record: Record) -> None:
     x, hx = candidate.prepare()
     fed = candidate.pack(x)
     watched = {"input (packed data)": fed.data} if case.packed else {"input": fed}
-    watched.update(zip(case.state_names("0"), as_states(hx), strict=True))
+    if hx is not None:  # a candidate that takes no h0 is watched on its input alone
+        watched.update(zip(case.state_names("0"), as_states(hx), strict=True))
     before = {what: _copy(value) for what, value in watched.items()}
     with no_grad(candidate), quiet():
         raw, got = call(candidate, fed, hx)
@@ -184,6 +185,7 @@ def check_deterministic(impl: Implementation, case: Case, record: Record) -> Non
 # --- chunks with carried state ----------------------------------------------------------------
 
 
+@needs("initial_state", "direction")  # a reverse direction cannot run in chunks
 def chunk_cases(cells: Iterable[str]) -> list[Case]:
     """One layer with h0; two batch_first layers without; unbatched; projections."""
     found = []
@@ -201,11 +203,11 @@ def check_chunked(impl: Implementation, case: Case, record: Record) -> None:
     """Steps 1, 2-3 and 4-6 run one after another, each chunk getting the state the previous
     one returned (as returned), equal one run over all six steps."""
     __tracebackhide__ = True
-    require(impl, case)
+    require(impl, case, initial_state=True)
     candidate, expected = build_with_gold(impl, case)
     axis = _time_axis(case)
     label = f"{case.label()} chunks={[stop - start for start, stop in CHUNKS]}"
-    tol = tolerance(case.dtype, case.steps, case.config.num_layers)
+    tol = for_case(case)
     x, state = candidate.prepare()
     with no_grad(candidate), quiet():
         for start, stop in CHUNKS:
@@ -319,15 +321,17 @@ def check_dropout_training(impl: Implementation, case: Case, record: Record) -> 
     with _seeded(candidate, case.seed):
         got = run_quietly(candidate)
     config = case.config
-    tol = tolerance(case.dtype, case.steps, config.num_layers)
+    tol = for_case(case)
     label = f"{case.label()} training mode"
     assert_gold_shapes(got, expected, case)
     if config.num_layers == 1:
         compare_outputs(got, expected, case, record, label)
         return
-    output = to_numpy(got.output)
-    output = output.swapaxes(0, 1) if config.batch_first else output
-    h_n = to_numpy(got.states[0])
+    output, h_n = to_numpy(got.output), to_numpy(got.states[0])
+    if case.unbatched:  # as a batch of one, time-major
+        output, h_n = output[:, None], h_n[:, None]
+    elif config.batch_first:
+        output = output.swapaxes(0, 1)
     size = config.output_size
     last = (config.num_layers - 1) * config.num_directions
     ends = [(case.steps - 1, slice(0, size), f":{size}")]
@@ -350,6 +354,7 @@ def check_dropout_training(impl: Implementation, case: Case, record: Record) -> 
 # --- malformed input is rejected ----------------------------------------------------------------
 
 
+@needs("initial_state")
 def rejection_cases(cells: Iterable[str]) -> list[Case]:
     """Two bidirectional batch_first layers; unbatched; projections."""
     found = []
@@ -409,7 +414,7 @@ def check_rejects_bad_state(impl: Implementation, case: Case, record: Record) ->
     """h0 (c0) with any dimension off by one, of the wrong rank, or in the wrong structure
     (a single tensor where the tuple is due) raises."""
     __tracebackhide__ = True
-    require(impl, case)
+    require(impl, case, initial_state=True)
     candidate = build(impl, case)
     x, _ = candidate.prepare()
     for description, shapes, as_tuple in _bad_states(case):
@@ -444,6 +449,7 @@ def check_unbatched(impl: Implementation, case: Case, record: Record) -> None:
     """Unbatched input equals the gold, and so does the same input as a batch of one."""
     __tracebackhide__ = True
     require(impl, case)
+    require(impl, case.replace(batch=1))  # the same input as a batch of one
     candidate, expected = build_with_gold(impl, case)
     batch_axis = 0 if case.config.batch_first else 1
     with no_grad(candidate), quiet():
