@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import rnnspec
-from rnnspec import registry, spec
+from rnnspec import fixed, registry, spec
 from rnnspec.checks import CATEGORIES
 from rnnspec.compare import CheckFailure, Comparison
 from rnnspec.errors import RnnSpecError
@@ -86,6 +86,8 @@ def pytest_configure(config: pytest.Config) -> None:
     elif name is not None:
         try:
             config.stash[IMPLEMENTATION_KEY] = registry.load(name)
+            if fixed.is_fixed(config.stash[IMPLEMENTATION_KEY]):
+                fixed.config(config.stash[IMPLEMENTATION_KEY])  # its weights make a network
         except RnnSpecError as error:
             raise pytest.UsageError(f"--impl: {error}") from None
     report = config.getoption("conformance_report")
@@ -167,6 +169,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     impl = metafunc.config.stash.get(IMPLEMENTATION_KEY, None)
     supported = [cell for cell in cells if impl is None or impl.capabilities.declares(cell)]
     found = provider(supported, **options)
+    if fixed.is_fixed(impl):  # a network with its own weights: its one configuration
+        found = fixed.fit_all(impl, found)
     # One representative case per undeclared cell: it is skipped with the reason.
     for cell in sorted(set(cells) - set(supported)):
         found += provider([cell], **options)[:1]

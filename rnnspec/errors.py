@@ -57,3 +57,7 @@ class ImplementationError(RnnSpecError, RuntimeError):
 
 class UnknownImplementationError(ImplementationError, LookupError):
     """No implementation is registered under the requested name."""
+
+
+class NotInstalled(ImplementationError, ImportError):
+    """A built-in implementation's library is missing: the message says what to install."""

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnspec.adapters import bridge
+from rnnspec.adapters import bridge, require
 from rnnspec.config import RNNConfig
 from rnnspec.layouts import to_onnx
 from rnnspec.protocol import ALL_CELLS, Capabilities, Implementation
@@ -160,19 +160,18 @@ class OrtNetwork:
         return output, tuple(np.concatenate(found) for found in finals)
 
 
-def _factory(config: RNNConfig, device: Any, dtype: Any) -> OrtNetwork:
-    import onnxruntime  # noqa: F401  (a missing library fails here, before any check)
-
-    return OrtNetwork(config)
+def libraries(name: str = "onnxruntime") -> Any:
+    """onnxruntime, after checking that onnx is there too; else :class:`NotInstalled`."""
+    require("onnx", "onnx", name)
+    return require("onnxruntime", "onnx", name)
 
 
 def implementation() -> Implementation:
     """ONNX Runtime's RNN, GRU and LSTM operators (float32, CPU)."""
-    import onnxruntime
-
+    onnxruntime = libraries()
     return Implementation(
         "onnxruntime",
-        _factory,
+        lambda config, device, dtype: OrtNetwork(config),
         CAPABILITIES,
         load_weights=OrtNetwork.load,
         call=bridge.call,

@@ -178,7 +178,7 @@ def check_layout(impl: Implementation, case: Case, record: Record) -> None:
     """h_n[l * D + d] (and c_n) hold layer l, direction d; outputs align with final states."""
     __tracebackhide__ = True
     require(impl, case)
-    inputs = make_inputs(case)
+    inputs = make_inputs(case, impl)
     output, finals = rebuild_stack(case, inputs)
     got = forward(Candidate(impl, case, inputs))
     tol = tolerance(case.dtype, case.steps, case.config.num_layers)

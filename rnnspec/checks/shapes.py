@@ -73,7 +73,7 @@ def check_shapes(impl: Implementation, case: Case, record: Record) -> None:
     """Output, h_n (and c_n) have the shapes torch.nn gives for the case's layout."""
     __tracebackhide__ = True
     require(impl, case)
-    got = forward(Candidate(impl, case, make_inputs(case)))
+    got = forward(Candidate(impl, case, make_inputs(case, impl)))
     label = case.label()
     for (what, shape), value in zip(
         expected_shapes(case).items(), (got.output, *got.states), strict=True
