@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import gc
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import rnnspec
-from rnnspec import fixed, registry, spec
+from rnnspec import fixed, registry, spec, xfails
 from rnnspec.checks import CATEGORIES
 from rnnspec.compare import CheckFailure, Comparison
 from rnnspec.errors import RnnSpecError
@@ -26,6 +27,7 @@ from rnnspec.results import Results, foreign_files
 IMPLEMENTATION_KEY = pytest.StashKey[Implementation]()
 THREADS_KEY = pytest.StashKey[int]()
 FROZE_KEY = pytest.StashKey[bool]()
+XFAILS_KEY = pytest.StashKey[list[xfails.Xfail]]()
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -50,6 +52,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         default=None,
         help="write the conformance report to PATH.json and PATH.md",
+    )
+    group.addoption(
+        "--xfails",
+        metavar="FILE",
+        default=None,
+        help="expected failures: one 'CHECK-ID-OR-GLOB  # reason' a line; a listed check "
+        "that passes fails as XPASS(strict), a line that matches nothing warns",
     )
     group.addoption(
         "--torch-threads",
@@ -90,6 +99,11 @@ def pytest_configure(config: pytest.Config) -> None:
                 fixed.config(config.stash[IMPLEMENTATION_KEY])  # its weights make a network
         except RnnSpecError as error:
             raise pytest.UsageError(f"--impl: {error}") from None
+    if config.getoption("xfails"):
+        try:
+            config.stash[XFAILS_KEY] = xfails.read(Path(config.getoption("xfails")))
+        except RnnSpecError as error:
+            raise pytest.UsageError(f"--xfails: {error}") from None
     report = config.getoption("conformance_report")
     if report and foreign_files(Path(report)):
         names = ", ".join(str(path) for path in foreign_files(Path(report)))
@@ -147,11 +161,27 @@ def pytest_collection_modifyitems(
             config.hook.pytest_deselected(items=slow)
             items[:] = [item for item in items if not item.get_closest_marker("speed")]
     if IMPLEMENTATION_KEY in config.stash:
+        _mark_xfails(config, items)
         return
     if any(_is_conformance(item) for item in items):
         names = ", ".join(registry.registered_names()) or "none"
         raise pytest.UsageError(
             f"the conformance suite needs --impl NAME; registered implementations: {names}"
+        )
+
+
+def _mark_xfails(config: pytest.Config, items: list[pytest.Item]) -> None:
+    entries = config.stash.get(XFAILS_KEY, [])
+    for item in items:
+        entry = next((entry for entry in entries if entry.matches(item.nodeid)), None)
+        if entry is not None:
+            item.add_marker(pytest.mark.xfail(reason=entry.reason, strict=True))
+    for entry in xfails.unmatched(entries, (item.nodeid for item in items)):
+        warnings.warn(
+            pytest.PytestWarning(
+                f"--xfails line {entry.line}: {entry.pattern!r} matches no check"
+            ),
+            stacklevel=1,
         )
 
 

@@ -51,8 +51,8 @@ def call(network: PaddedNetwork, x: Any, hx: Any) -> tuple[Any, Any]:
         states = tuple(s.detach().cpu().numpy().astype(network.numpy_dtype) for s in states)
     output, final = network.run(x, states or None, lengths)
     if network.numpy_dtype is not None:
-        output = torch.as_tensor(np.ascontiguousarray(output)).to(device, dtype)
-        final = tuple(torch.as_tensor(np.ascontiguousarray(s)).to(device, dtype) for s in final)
+        output = torch.as_tensor(np.array(output)).to(device, dtype)
+        final = tuple(torch.as_tensor(np.array(s)).to(device, dtype) for s in final)
     if unbatched:
         output = output.squeeze(batch_axis)
         final = tuple(state.squeeze(1) for state in final)

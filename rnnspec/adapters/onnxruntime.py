@@ -86,7 +86,8 @@ def layer_model(
 
     def value_info(name: str) -> Any:
         kind = TensorProto.INT32 if name == "sequence_lens" else TensorProto.FLOAT
-        return helper.make_tensor_value_info(name, kind, None)
+        rank = {"sequence_lens": 1, "Y": 4}.get(name, 3)
+        return helper.make_tensor_value_info(name, kind, [None] * rank)
 
     graph = helper.make_graph(
         [node],
