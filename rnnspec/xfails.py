@@ -2,7 +2,8 @@
 
 One entry a line, ``PATTERN  # REASON``: PATTERN is a check id (``test_parity.py::
 test_forward[gru-I5-H7-T6-B3-dtype=float64]``, the tail of a pytest node id) or a glob
-over them (``test_parity.py::test_forward[*float64*]``); the reason is required. Blank
+over them (``test_parity.py::test_forward[*float64*]``: ``*`` and ``?`` only, brackets
+literal); the reason is required. Blank
 lines and lines starting with ``#`` are comments. A matched check that fails is an
 expected failure with the reason; one that passes is reported as XPASS(strict), a failure,
 so a fixed bug is noticed; a pattern that matches no check gets a warning.
@@ -10,9 +11,9 @@ so a fixed bug is noticed; a pattern that matches no check gets a warning.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from pathlib import Path
 
 from rnnspec.errors import ConfigError
@@ -25,8 +26,10 @@ class Xfail:
     line: int
 
     def matches(self, node_id: str) -> bool:
-        """Whether the check ``node_id`` (a pytest node id) is this entry's."""
-        return fnmatchcase(node_id, self.pattern) or fnmatchcase(node_id, "*/" + self.pattern)
+        """Whether the check ``node_id`` (a pytest node id, or its tail after a ``/``) is
+        this entry's: ``*`` is any text, ``?`` one character, brackets are literal."""
+        glob = re.escape(self.pattern).replace(r"\*", ".*").replace(r"\?", ".")
+        return re.fullmatch(f"(.*/)?{glob}", node_id) is not None
 
 
 def read(path: Path) -> list[Xfail]:
