@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 
@@ -34,3 +35,23 @@ def test_keras_declares_what_it_is() -> None:
     assert caps.dtypes == {"float32"}  # Keras maps float64 products to float32 (not TF)
     assert caps.gradients and not caps.proj_size
     assert "lstm:peephole" not in caps.cells
+
+
+def test_keras_file_runs_with_its_own_weights(tmp_path) -> None:
+    import keras
+
+    from rnnspec import fixed
+
+    layers = [
+        keras.layers.Bidirectional(keras.layers.GRU(7, return_sequences=True)) for _ in range(2)
+    ]
+    with warnings.catch_warnings():  # Keras' own saving code warns under NumPy 2
+        warnings.simplefilter("ignore", DeprecationWarning)
+        keras.Sequential([keras.Input((None, 5)), *layers]).save(tmp_path / "gru.keras")
+        impl = registry.load(str(tmp_path / "gru.keras"))
+    config = fixed.config(impl)
+    assert (config.cell, config.num_layers, config.bidirectional) == ("gru", 2, True)
+    for batch_first in (True, False):
+        case = fixed.fit(make_case("gru", batch_first=batch_first, **SIZES), config)
+        parity.check_forward(impl, case, ignore)
+        layout.check_layout(impl, case, ignore)

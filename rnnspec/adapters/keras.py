@@ -210,6 +210,9 @@ def file_implementation(path: Path) -> Implementation:
             if directions(layer)[0].__class__.__name__ in LAYERS.values()
         ]
         config = _file_config(layers)
+        for layer in layers:  # the kit reads the final states too
+            for target in (layer, *directions(layer)):
+                target.return_state = True
     except (ValueError, KeyError, IndexError, TypeError) as error:
         raise ImplementationError(f"not a stack of Keras RNN layers: {error}", name) from error
     dtype = directions(layers[0])[0].dtype
