@@ -97,10 +97,11 @@ def fit_all(impl: Implementation, cases: Iterable[Case]) -> list[Case]:
 def save_source(path: Path | str, cell: str, weights: Mapping[str, Any]) -> Path:
     """Write the source network of a saved model: its cell and canonical weights (tensors
     or arrays, PyTorch's names) as ``.npz``; :func:`source_path` names where it belongs."""
-    arrays = {name: _array(value) for name, value in weights.items()}
+    arrays: dict[str, Any] = {name: _array(value) for name, value in weights.items()}
+    arrays["__cell__"] = np.array(cell)
     path = Path(path)
     with path.open("wb") as handle:
-        np.savez(handle, __cell__=np.array(cell), **arrays)
+        np.savez(handle, **arrays)
     return path
 
 
