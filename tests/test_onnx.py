@@ -142,7 +142,8 @@ def test_corrupted_copy_fails_parity_naming_the_gate_permutation(
     case = fixed.fit(make_case("lstm", **SIZES), fixed.config(impl))
     with pytest.raises(CheckFailure) as failure:
         parity.check_forward(impl, case, ignore)
-    assert "matches gate_permutation:i,o,g,f" in str(failure.value)
+    verdict = failure.value.details["diagnosis"]
+    assert verdict.as_dict()["cause"] == "gate_permutation:i,o,g,f", str(verdict)
 
 
 @pytest.mark.parametrize("kind", ["gru", "lstm"])
