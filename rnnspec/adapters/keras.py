@@ -9,8 +9,8 @@ reset-after GRU's (2, 3H)); packed input becomes a ``mask``; Keras is batch-majo
 time-major input is transposed around it; ``initial_state`` takes each direction's
 ``[h, c]``.
 
-The backend is ``KERAS_BACKEND`` (or ``keras.json``); when neither names one and
-TensorFlow is not installed, ``torch``. On the torch backend the layers run on torch
+The backend is ``KERAS_BACKEND`` (or ``keras.json``); when neither names one other than
+TensorFlow and TensorFlow is not installed, ``torch``. On the torch backend the layers run on torch
 tensors, so gradients come through torch's autograd; on the others the candidate runs on
 NumPy copies, forward only. Keras computes in float32 on every backend but TensorFlow: a
 float64 layer's products go through ``result_type``, which maps float64 to float32
@@ -43,7 +43,8 @@ LAYERS = {"elman": "SimpleRNN", "gru": "GRU", "lstm": "LSTM"}
 
 def load_keras(name: str = "keras") -> Any:
     """keras, imported on a backend that is installed; else :class:`NotInstalled`."""
-    if "KERAS_BACKEND" not in os.environ and not _configured_backend():
+    # keras.json names tensorflow unless edited (Keras writes that default on first import)
+    if "KERAS_BACKEND" not in os.environ and _configured_backend() in (None, "tensorflow"):
         if importlib.util.find_spec("tensorflow") is None:
             os.environ["KERAS_BACKEND"] = "torch"
     return require("keras", "keras", name)
