@@ -257,7 +257,7 @@ def quiet() -> Iterator[None]:
 
 
 def build(impl: Implementation, case: Case, inputs: Inputs | None = None) -> Candidate:
-    """The candidate built quietly, on ``inputs`` or else ``make_inputs(case)``."""
+    """The candidate built quietly, on ``inputs`` or else ``make_inputs(case, impl)``."""
     with quiet():
         return Candidate(impl, case, make_inputs(case, impl) if inputs is None else inputs)
 
