@@ -66,3 +66,7 @@ class Unsupported(RnnSpecError):
 
 class UnknownImplementationError(ImplementationError, LookupError):
     """No implementation is registered under the requested name."""
+
+
+class NotInstalled(ImplementationError, ImportError):
+    """A built-in implementation's library is missing: the message says what to install."""

@@ -20,7 +20,7 @@ import numpy as np
 
 from rnnspec.cases import Case, unsupported
 from rnnspec.compare import CheckFailure, check_dtype
-from rnnspec.errors import Unsupported
+from rnnspec.errors import RnnSpecError, Unsupported
 from rnnspec.protocol import Implementation
 from rnnspec.spec import Cell
 from rnnspec.weights import random_input, random_state, random_weights
@@ -54,7 +54,9 @@ def as_states(hx: Any) -> tuple[Any, ...]:
     return () if hx is None else hx if isinstance(hx, tuple) else (hx,)
 
 
-def make_inputs(case: Case) -> Inputs:
+def make_inputs(case: Case, impl: Implementation | None = None) -> Inputs:
+    """Random inputs for ``case``; the weights are random too, except a fixed-weight
+    candidate's own (``impl.read_weights``), for a case on its configuration."""
     config = case.config
     x = random_input(config, case.steps, case.batch, case.seed)
     if case.lengths is not None:
@@ -62,7 +64,22 @@ def make_inputs(case: Case) -> Inputs:
         mask = steps if not config.batch_first else steps.T
         x = x * mask[..., None]
     hx = random_state(config, case.batch, case.seed) if case.given_state else None
-    return Inputs(random_weights(config, case.seed), x, hx, case.lengths)
+    return Inputs(_weights(case, impl), x, hx, case.lengths)
+
+
+def _weights(case: Case, impl: Implementation | None) -> dict[str, np.ndarray]:
+    if impl is None or impl.read_weights is None:
+        return random_weights(case.config, case.seed)
+    from rnnspec import fixed
+
+    own = fixed.weights(impl)
+    shapes = {name: value.shape for name, value in own.items()}
+    if shapes != case.config.parameter_shapes():
+        raise Unsupported(
+            f"{impl.name} has fixed weights for {fixed.config(impl).describe()}, "
+            f"not {case.config.describe()}"
+        )
+    return own
 
 
 def gold(case: Case, inputs: Inputs) -> Outputs:
@@ -71,6 +88,12 @@ def gold(case: Case, inputs: Inputs) -> Outputs:
 
     output, state = forward(case.config, inputs.weights, inputs.x, inputs.hx, inputs.lengths)
     return Outputs(output, as_states(state))
+
+
+def _same_weights(weights: Mapping[str, np.ndarray], others: Mapping[str, np.ndarray]) -> bool:
+    return weights.keys() == others.keys() and all(
+        _same(value, others[name]) for name, value in weights.items()
+    )
 
 
 def require(
@@ -103,6 +126,13 @@ class Candidate:
 
     def __init__(self, impl: Implementation, case: Case, inputs: Inputs) -> None:
         self.impl, self.case, self.inputs = impl, case, inputs
+        if impl.read_weights is not None and not _same_weights(
+            inputs.weights, _weights(case, impl)
+        ):
+            raise RnnSpecError(
+                f"{impl.name} has fixed weights, but the inputs carry others: a check must "
+                "draw them with make_inputs(case, impl)"
+            )
         self.cell: Cell = case.config.resolve()
         self.torch = impl.framework == "torch"
         self.device: Any = None
@@ -264,15 +294,15 @@ def quiet() -> Iterator[None]:
 
 
 def build(impl: Implementation, case: Case, inputs: Inputs | None = None) -> Candidate:
-    """The candidate built quietly, on ``inputs`` or else ``make_inputs(case)``."""
+    """The candidate built quietly, on ``inputs`` or else ``make_inputs(case, impl)``."""
     with quiet():
-        return Candidate(impl, case, make_inputs(case) if inputs is None else inputs)
+        return Candidate(impl, case, make_inputs(case, impl) if inputs is None else inputs)
 
 
 def build_with_gold(impl: Implementation, case: Case) -> tuple[Candidate, Outputs]:
     """The gold's outputs on the case's inputs, and the candidate built quietly on the same
     inputs (``candidate.inputs``)."""
-    inputs = make_inputs(case)
+    inputs = make_inputs(case, impl)
     expected = gold(case, inputs)
     return build(impl, case, inputs), expected
 

@@ -48,7 +48,7 @@ def add_command(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     entries = discover()
     print(render(entries), end="")
-    broken = any(entry.error is not None for entry in entries)
+    broken = any(entry.error is not None and entry.installed for entry in entries)
     return 1 if args.strict and broken else 0
 
 
@@ -56,12 +56,14 @@ def render(entries: list[Registered]) -> str:
     """The listing as text: one block per entry point, broken ones included."""
     if not entries:
         return f"no implementations registered (entry point group {GROUP})\n"
-    broken = sum(entry.error is not None for entry in entries)
+    broken = sum(entry.error is not None and entry.installed for entry in entries)
     header = f"{len(entries)} implementation(s) registered under {GROUP}"
     lines = [header + (f", {broken} BROKEN" if broken else ""), ""]
     for entry in entries:
         lines.append(f"{entry.name}  ({entry.target})")
-        if entry.implementation is None:
+        if not entry.installed:
+            lines.append(f"  {entry.error}")
+        elif entry.implementation is None:
             lines.append(f"  BROKEN     {entry.error}")
         else:
             lines.extend(f"  {line}" for line in _describe(entry.implementation))

@@ -4,7 +4,8 @@ A module with ``torch.nn.LSTM``'s constructor, call convention and parameter nam
 only ``Implementation.from_module(MyLSTM, cells={"lstm"})``. Other layouts pass a
 ``load_weights`` that maps the canonical weights (PyTorch names and gate order) onto their
 parameters, and a ``gradients`` that maps their gradients back. NumPy candidates set
-``framework="numpy"`` and get forward checks only.
+``framework="numpy"`` and get forward checks only. A candidate with weights of its own (a
+trained or exported model) gives ``read_weights`` instead of ``load_weights``.
 """
 
 from __future__ import annotations
@@ -176,6 +177,11 @@ class Implementation:
     float64 arrays for NumPy candidates); ``gradients(instance)`` returns the weight
     gradients keyed by canonical names; ``call(instance, x, hx)`` runs it and returns
     ``(output, h_n)`` or ``(output, (h_n, c_n))`` like ``torch.nn``.
+
+    A fixed-weight candidate (an exported or trained model) gives ``read_weights()``: its
+    own weights in canonical form (float64 arrays under PyTorch's names). It declares the
+    one cell it is; the kit runs every case on the configuration those weights describe,
+    computes the gold from them and never calls ``load_weights`` (:mod:`rnnspec.fixed`).
     """
 
     name: str
@@ -186,8 +192,16 @@ class Implementation:
     call: Callable[[Any, Any, Any], Any] = call_module
     framework: str = "torch"
     description: str = ""
+    read_weights: Callable[[], Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:
+        if self.read_weights is not None and (
+            len(self.capabilities.cells) != 1 or "*" in self.capabilities.cells
+        ):
+            raise ValueError(
+                "a candidate with read_weights is one network: declare exactly its cell, "
+                f"got cells={sorted(self.capabilities.cells)}"
+            )
         if self.framework not in ("torch", "numpy"):
             raise ValueError(f"framework must be 'torch' or 'numpy', got {self.framework!r}")
         if self.framework == "numpy":
@@ -230,5 +244,6 @@ class Implementation:
     def build(self, config: RNNConfig, weights: Mapping[str, Any], device: Any, dtype: Any) -> Any:
         """An instance for ``config`` with ``weights`` installed (already on device/dtype)."""
         instance = self.factory(config, device, dtype)
-        self.load_weights(instance, weights)
+        if self.read_weights is None:
+            self.load_weights(instance, weights)
         return instance

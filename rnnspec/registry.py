@@ -17,24 +17,27 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
-from rnnspec.errors import ImplementationError, UnknownImplementationError
+from rnnspec.errors import ImplementationError, NotInstalled, UnknownImplementationError
 from rnnspec.protocol import Implementation
 
 GROUP = "rnnspec.implementations"
-BUILTINS = {"torch": "rnnspec.implementations:torch_nn", "reference": "rnnspec.implementations:reference"}
-# Loaders for a model file given as --impl, by suffix (".onnx", ".keras", ...).
-FILE_LOADERS: dict[str, Callable[[Path], Implementation]] = {}
+BUILTINS = {
+    "torch": "rnnspec.implementations:torch_nn",
+    "reference": "rnnspec.implementations:reference",
+}
 FILE_SUFFIXES = {".py", ".onnx", ".keras", ".h5", ".pt", ".pth", ".pkl", ".json", ".toml"}
 
 
 @dataclass(frozen=True)
 class Registered:
-    """One entry point: its implementation, or the error that loading it raised."""
+    """One entry point: its implementation, or the error that loading it raised
+    (``installed=False``: its library is missing, the error says what to install)."""
 
     name: str
     target: str
     implementation: Implementation | None
     error: str | None
+    installed: bool = True
 
 
 def registered_names() -> list[str]:
@@ -76,6 +79,9 @@ def discover() -> list[Registered]:
                 continue
             try:
                 found.append(Registered(name, entry.value, _load_entry(entry), None))
+            except NotInstalled as missing:
+                message = str(missing).removeprefix(f"{name}: ")
+                found.append(Registered(name, entry.value, None, message, installed=False))
             except BaseException as error:  # noqa: B036 - a broken plugin must not stop us
                 found.append(Registered(name, entry.value, None, _describe(error)))
     return found
@@ -83,7 +89,7 @@ def discover() -> list[Registered]:
 
 def load(name_or_path: str) -> Implementation:
     """An entry point name, ``package.module:attribute`` for an unregistered candidate, or
-    a model file that one of :data:`FILE_LOADERS` reads."""
+    the path of a saved model (``.onnx``, ``.keras``)."""
     entries = _entries()
     if name_or_path in entries:
         chosen, refusal = _chosen(name_or_path, entries[name_or_path])
@@ -104,7 +110,8 @@ def load(name_or_path: str) -> Implementation:
         )
     known = ", ".join(sorted(entries)) or "none"
     raise UnknownImplementationError(
-        f"unknown implementation; registered: {known} (or pass package.module:attribute)",
+        f"unknown implementation; registered: {known} (or pass package.module:attribute, "
+        "or a model.onnx or model.keras file)",
         name_or_path,
     )
 
@@ -120,7 +127,7 @@ def _is_path(name: str) -> bool:
 def _load_file(path: Path, registered: list[str]) -> Implementation:
     loader = FILE_LOADERS.get(path.suffix)
     if loader is None:
-        readable = ", ".join(sorted(FILE_LOADERS)) or "none yet"
+        readable = ", ".join(sorted(FILE_LOADERS))
         raise ImplementationError(
             "is a file path, not an implementation: --impl takes an entry point name "
             f"(registered: {', '.join(registered) or 'none'}) or package.module:attribute "
@@ -128,6 +135,25 @@ def _load_file(path: Path, registered: list[str]) -> Implementation:
             str(path),
         )
     return _guarded(lambda: loader(path), f"cannot read {path.suffix} file", str(path))
+
+
+def _onnx_file(path: Path) -> Implementation:
+    from rnnspec.adapters import onnx_file
+
+    return onnx_file.implementation(path)
+
+
+def _keras_file(path: Path) -> Implementation:
+    from rnnspec.adapters import keras
+
+    return keras.file_implementation(path)
+
+
+# Loaders for a saved model given as --impl (a fixed-weight candidate), by suffix.
+FILE_LOADERS: dict[str, Callable[[Path], Implementation]] = {
+    ".onnx": _onnx_file,
+    ".keras": _keras_file,
+}
 
 
 def _guarded(load: Callable[[], Implementation], what: str, name: str) -> Implementation:

@@ -144,7 +144,7 @@ class Run:
         require(impl, case, gradients=mode == "forward_backward")
         self.impl, self.case, self.mode = impl, case, mode
         start = clock()
-        self.candidate = Candidate(impl, case, make_inputs(case))
+        self.candidate = Candidate(impl, case, make_inputs(case, impl))
         self.build_s = clock() - start
         self.torch = self.candidate.torch
         self.x, self.hx = self.candidate.prepare()

@@ -109,7 +109,7 @@ def check_gradients(impl: Implementation, case: Case, record: Record) -> None:
     """Input, h0 (c0) and weight gradients equal the float64 reference's."""
     __tracebackhide__ = True
     require(impl, case, gradients=True)
-    inputs = make_inputs(case)
+    inputs = make_inputs(case, impl)
     rng = np.random.default_rng(case.seed + UPSTREAM_SEED)
     upstream = {what: rng.standard_normal(shape) for what, shape in expected_shapes(case).items()}
     gold_case = case.replace(dtype="float64", device="cpu", precision=None)

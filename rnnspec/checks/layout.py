@@ -180,7 +180,7 @@ def check_layout(impl: Implementation, case: Case, record: Record) -> None:
     """h_n[l * D + d] (and c_n) hold layer l, direction d; outputs align with final states."""
     __tracebackhide__ = True
     require(impl, case)
-    inputs = make_inputs(case)
+    inputs = make_inputs(case, impl)
     output, finals = rebuild_stack(case, inputs)
     got = run_quietly(build(impl, case, inputs))
     tol = for_case(case)

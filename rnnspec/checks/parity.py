@@ -69,7 +69,7 @@ def check_forward(impl: Implementation, case: Case, record: Record) -> None:
     """Output, h_n (and c_n) equal the gold within the tolerance policy."""
     __tracebackhide__ = True
     require(impl, case)
-    inputs = make_inputs(case)
+    inputs = make_inputs(case, impl)
     expected = gold(case, inputs)
     got = run_quietly(build(impl, case, inputs))
     try:

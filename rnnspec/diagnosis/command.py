@@ -141,7 +141,7 @@ def run(impl: Implementation, case: Case, as_cell: str | None = None) -> Result:
     except Unsupported as reason:
         return Result(case, "skipped", str(reason))
     judged = judged_as(case, as_cell)
-    inputs = make_inputs(case)
+    inputs = make_inputs(case, impl)
     try:
         with quiet():
             got = forward(Candidate(impl, case, inputs))

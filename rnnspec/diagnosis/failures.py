@@ -83,7 +83,7 @@ def rerun(impl: Implementation, case: Case, category: str) -> Verdict | None:
     probe why it fails to run."""
     if category not in VALUES | STATE:
         return None
-    inputs = make_inputs(case)
+    inputs = make_inputs(case, impl)
     try:
         candidate = build(impl, case, inputs)
         evaluate = getattr(candidate.instance, "eval", None)
@@ -157,7 +157,7 @@ def second_call_probe(candidate: Candidate, inputs: Inputs, first: Outputs) -> V
 def without_state(impl: Implementation, case: Case) -> Verdict | None:
     """Given h0 the run raises: diagnose a run without h0, when that names a cause."""
     case = case.replace(given_state=False)
-    inputs = make_inputs(case)
+    inputs = make_inputs(case, impl)
     try:
         with quiet():
             got = forward(build(impl, case, inputs))
