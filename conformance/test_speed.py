@@ -2,43 +2,65 @@
 
 ``--speed-sweep small`` (default) is a quick sweep for CI, ``--speed-sweep full`` the real
 measurement; ``--benchmark-json FILE`` keeps everything for ``rnnspec report FILE``.
-Nothing here fails on wall-clock times: a check fails only when the candidate raises.
+Every declared cell is swept (a cell torch.nn lacks against the generated reference); a
+cell the candidate does not declare gets one point, skipped with the reason and listed in
+the JSON. Nothing here fails on wall-clock times: a check fails only when the candidate
+raises.
 """
 
 import pytest
 import torch
 
+from conformance.plugin import IMPLEMENTATION_KEY
 from rnnspec import spec, speed
+from rnnspec.harness import Unsupported
 
 pytestmark = pytest.mark.speed
+LEFT_OUT_PLUGIN = "rnnspec-speed-left-out"
 
 
 def pytest_generate_tests(metafunc):
     if "case" not in metafunc.fixturenames:
         return
     cells = [cell.name for loaded in spec.all_specs().values() for cell in loaded.cells.values()]
+    impl = metafunc.config.stash[IMPLEMENTATION_KEY]
+    declared = [cell for cell in cells if impl.capabilities.declares(cell)]
+    undeclared = [cell for cell in cells if cell not in declared]
     devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
     sweep = metafunc.config.getoption("speed_sweep")
-    found = [case for device in devices for case in speed.cases(cells, sweep, device=device)]
+    base = speed.SWEEPS[sweep].base
+    found = []
+    for device in devices:
+        found += speed.cases(declared, sweep, device=device)
+        found += [speed.point_case(cell, base, device=device) for cell in undeclared]
     metafunc.parametrize("case", found, ids=[case.id() for case in found])
 
 
 @pytest.fixture(scope="session")
 def speed_settings(pytestconfig):
-    """The sweep's rounds and the thread count, pinned for the whole session."""
-    return speed.SWEEPS[pytestconfig.getoption("speed_sweep")], torch.get_num_threads()
+    """The sweep, the thread count (``--torch-threads``) and where left-out points go."""
+    left_out = pytestconfig.pluginmanager.get_plugin(LEFT_OUT_PLUGIN)
+    if left_out is None:
+        left_out = speed.LeftOut()
+        pytestconfig.pluginmanager.register(left_out, LEFT_OUT_PLUGIN)
+    sweep = speed.SWEEPS[pytestconfig.getoption("speed_sweep")]
+    return sweep, pytestconfig.getoption("torch_threads"), left_out
 
 
 @pytest.mark.parametrize("mode", speed.MODES)
 def test_speed(implementation, case, mode, benchmark, speed_settings):
-    sweep, threads = speed_settings
+    sweep, threads, left_out = speed_settings
     benchmark.group = f"{case.config.cell} {mode} {case.dtype} {case.device}"
-    speed.measure(
-        implementation,
-        case,
-        mode,
-        rounds=sweep.rounds,
-        warmup=sweep.warmup,
-        threads=threads,
-        benchmark=benchmark,
-    )
+    try:
+        speed.measure(
+            implementation,
+            case,
+            mode,
+            precision=sweep.precision,
+            warmup=sweep.warmup,
+            threads=threads,
+            benchmark=benchmark,
+        )
+    except Unsupported as reason:
+        left_out.add(case, mode, str(reason))
+        raise

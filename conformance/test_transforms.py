@@ -1,7 +1,7 @@
 """Transforms: torch.compile, torch.export, TorchScript, ONNX Runtime, functional_call, vmap.
 
 compile, export and ONNX take seconds per case: they are marked slow and run only when -m
-selects them (``-m transforms`` runs the whole category).
+names ``slow`` (``-m "transforms and (slow or not slow)"`` runs the whole category).
 """
 
 import pytest

@@ -18,10 +18,8 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from reference import compose
 from reference.cells import layer_function
+from rnnspec import torch_equivalents
 from rnnspec.config import RNNConfig, canonical_name
-from rnnspec.protocol import torch_nn_kwargs
-
-_TORCH_MODULES = {"RNN": nn.RNN, "GRU": nn.GRU, "LSTM": nn.LSTM}
 
 
 class RNN(nn.Module):
@@ -161,14 +159,8 @@ class RNN(nn.Module):
 
 def from_torch(module: nn.RNNBase, cell: str | None = None) -> RNN:
     """A reference network with the configuration and weights of a ``torch.nn`` RNN."""
-    kind = (
-        cell
-        or {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "elman", "RNN_RELU": "elman:relu"}[
-            module.mode
-        ]
-    )
     config = RNNConfig(
-        cell=kind,
+        cell=cell or torch_equivalents.cell_of(module),
         input_size=module.input_size,
         hidden_size=module.hidden_size,
         num_layers=module.num_layers,
@@ -182,12 +174,3 @@ def from_torch(module: nn.RNNBase, cell: str | None = None) -> RNN:
     result = RNN(config, device=first.device, dtype=first.dtype)
     result.load_state_dict(module.state_dict())
     return result.train(module.training)
-
-
-def torch_module(config: RNNConfig, device: Any = None, dtype: Any = None) -> nn.RNNBase:
-    """The ``torch.nn`` module that computes ``config``'s cell; ValueError when none does."""
-    equivalent = config.resolve().torch
-    if equivalent is None:
-        raise ValueError(f"{config.cell} has no torch.nn equivalent")
-    module_class = _TORCH_MODULES[equivalent.module]
-    return module_class(**torch_nn_kwargs(config), device=device, dtype=dtype)

@@ -8,6 +8,7 @@ from rnnspec.errors import (
     SpecError,
     SpecSemanticError,
     SpecSyntaxError,
+    Unsupported,
 )
 
 __version__ = "0.1.0"
@@ -19,4 +20,5 @@ __all__ = [
     "SpecError",
     "SpecSemanticError",
     "SpecSyntaxError",
+    "Unsupported",
 ]

@@ -4,6 +4,9 @@ Input is pytest-benchmark's JSON (``--benchmark-json``) from ``pytest conformanc
 each entry's ``extra_info["rnnspec_speed"]`` is a :class:`rnnspec.speed.SpeedResult`.
 The plots (matplotlib, Agg canvas, embedded as base64 PNG) show time, the ratio
 candidate/baseline and the fraction of the matrix-product limit against T, B and H.
+Every figure is checked before it is shown (:func:`flags`): ratios that did not converge or
+whose quartiles are far apart, matrix-product limits that disagree with each other, and
+fractions of the limit above what the baseline reaches are listed on the first screen.
 A conformance report (``--conformance-report``'s JSON) renders into the same page.
 Files that rnnspec did not write are never overwritten unless ``force`` is given.
 """
@@ -21,7 +24,8 @@ from typing import Any
 
 from rnnspec.errors import RnnSpecError
 from rnnspec.results import markdown as conformance_markdown
-from rnnspec.speed import RECORD_KEY, SCHEMA
+from rnnspec.results import report_problem
+from rnnspec.speed import LEFT_OUT_KEY, LIMIT_FACTOR, RECORD_KEY, SCHEMA
 
 MARKER = "<!-- written by `rnnspec report`; rerunning it replaces this file -->"
 BASENAME = "rnnspec-report"
@@ -41,6 +45,9 @@ class Benchmarks:
     records: list[dict[str, Any]]
     machine: dict[str, Any] = field(default_factory=dict)
     datetime: str = ""
+    left_out: list[dict[str, str]] = field(default_factory=list)
+    earlier: Benchmarks | None = None
+    """An earlier run of the same sweep, to compare the ratios with (``--against``)."""
 
 
 def load_benchmarks(path: Path) -> Benchmarks:
@@ -51,34 +58,113 @@ def load_benchmarks(path: Path) -> Benchmarks:
     records = [
         entry["extra_info"][RECORD_KEY]
         for entry in entries
-        if isinstance(entry.get("extra_info"), dict) and RECORD_KEY in entry["extra_info"]
+        if isinstance(entry, dict)
+        and isinstance(entry.get("extra_info"), dict)
+        and RECORD_KEY in entry["extra_info"]
     ]
     if not records:
         raise ReportError(
             f"{path}: no rnnspec speed results; write it with "
             "`pytest conformance --impl NAME -m speed --benchmark-json FILE`"
         )
-    schemas = {record.get("schema") for record in records} - {SCHEMA}
+    schemas = {r.get("schema") if isinstance(r, dict) else None for r in records} - {SCHEMA}
     if schemas:
         raise ReportError(
             f"{path}: speed results of format {sorted(map(str, schemas))}, not {SCHEMA}"
         )
-    return Benchmarks(path, records, data.get("machine_info", {}), data.get("datetime", ""))
+    for index, record in enumerate(records):
+        problem = record_problem(record)
+        if problem:
+            raise ReportError(f"{path}: speed result {index}: {problem}")
+    machine, when = data.get("machine_info", {}), data.get("datetime", "")
+    left_out = data.get(LEFT_OUT_KEY) or []
+    if not isinstance(left_out, list):
+        raise ReportError(f"{path}: {LEFT_OUT_KEY!r} is {type(left_out).__name__}, not a list")
+    return Benchmarks(
+        path, records, machine if isinstance(machine, dict) else {}, str(when or ""), left_out
+    )
+
+
+NUMBER = (int, float)
+RATIO = {"median": NUMBER, "q1": NUMBER, "q3": NUMBER}
+SIDE = {
+    **RATIO,
+    "min": NUMBER,
+    "rounds": int,
+    "fraction_of_limit": NUMBER,
+    "backend": str,
+    "warnings": list,
+    "noncontiguous": list,
+}
+RECORD: dict[str, Any] = {
+    "implementation": str,
+    "baseline_implementation": str,
+    "cell": str,
+    "mode": str,
+    "steps": int,
+    "batch": int,
+    "hidden_size": int,
+    "dtype": str,
+    "device": str,
+    "threads": int,
+    "numpy_blas_threads": (str, type(None)),
+    "candidate": SIDE,
+    "baseline": SIDE,
+    "ratio": RATIO,
+    "environment": dict,
+}
+
+
+def record_problem(record: Any, fields: dict[str, Any] = RECORD, where: str = "") -> str:
+    """What is wrong with one speed record (a missing key, a wrong type), or ``""``."""
+    if not isinstance(record, dict):
+        name = repr(where.rstrip(".")) if where else "the record"
+        return f"{name} is {type(record).__name__}, not an object"
+    for key, expected in fields.items():
+        name = f"{where}{key}"
+        if key not in record:
+            return f"missing {name!r}"
+        value = record[key]
+        if isinstance(expected, dict):
+            problem = record_problem(value, expected, f"{name}.")
+            if problem:
+                return problem
+        elif isinstance(value, bool) or not isinstance(value, expected):
+            wanted = (
+                "/".join(t.__name__ for t in expected)
+                if isinstance(expected, tuple)
+                else (expected.__name__)
+            )
+            return f"{name!r} is {type(value).__name__} {value!r:.40}, expected {wanted}"
+    return ""
 
 
 def load_conformance(path: Path) -> dict[str, Any]:
     data = _read_json(path, "conformance")
-    if not isinstance(data, dict) or "summary" not in data or "results" not in data:
-        raise ReportError(f"{path}: not a conformance report (written by --conformance-report)")
+    problem = report_problem(data)
+    if problem:
+        raise ReportError(f"{path}: {problem}")
     return data
+
+
+MAX_INPUT = 256 * 2**20
 
 
 def _read_json(path: Path, what: str) -> Any:
     try:
+        if not path.is_file():
+            kind = (
+                "a directory" if path.is_dir() else "missing" if not path.exists() else "not a file"
+            )
+            raise ReportError(f"cannot read the {what} file {path}: it is {kind}")
+        if path.stat().st_size > MAX_INPUT:
+            raise ReportError(f"{path}: larger than {MAX_INPUT >> 20} MiB; not a {what} file")
         return json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ReportError(f"cannot read the {what} file {path}: {error.strerror}") from None
-    except json.JSONDecodeError as error:
+    except UnicodeDecodeError:
+        raise ReportError(f"{path}: not JSON (not UTF-8 text)") from None
+    except (json.JSONDecodeError, RecursionError) as error:
         raise ReportError(f"{path}: not JSON ({error})") from None
 
 
@@ -94,11 +180,20 @@ def environment_lines(bench: Benchmarks) -> list[str]:
         f"torch {env.get('torch', '?')}, NumPy {env.get('numpy', '?')}, "
         f"Python {env.get('python', '?')}",
         f"device: {_values(records, 'device')} ({env.get('device', '?')}); "
-        f"dtype: {_values(records, 'dtype')}; torch threads: {_values(records, 'threads')}",
+        f"dtype: {_values(records, 'dtype')}; torch threads: {_values(records, 'threads')} "
+        "(intra-op, oneDNN's kernels included)",
         f"machine: {cpu.get('brand_raw') or env.get('machine', '?')}, {cpu.get('count', '?')} CPUs",
         f"oneDNN (mkldnn) available: {env.get('mkldnn')}; CUDA: {env.get('cuda')}; "
         f"cuDNN: {env.get('cudnn')}",
     ]
+    substituted = Counter(
+        f"{record['baseline_implementation']} ({record['baseline_note']})"
+        for record in records
+        if record["baseline_note"]
+    )
+    if substituted:
+        cells = _values([r for r in records if r["baseline_note"]], "cell")
+        lines.append(f"baseline for {cells}: {'; '.join(sorted(substituted))}")
     for side in ("candidate", "baseline"):
         backends = Counter(
             f"{record['cell']} {record['mode']}: {record[side]['backend']}" for record in records
@@ -107,6 +202,12 @@ def environment_lines(bench: Benchmarks) -> list[str]:
     blas = {record["numpy_blas_threads"] for record in records} - {None}
     if blas:
         lines.append(f"NumPy BLAS threads: {', '.join(sorted(blas))}")
+    lines.append(f"clock: {_values(records, 'clock')}")
+    ratio = records[0]["ratio"]
+    lines.append(
+        f"rounds: until the median ratio's {ratio['confidence']:.0%} interval is within "
+        f"+-{ratio['half_width']:.0%} of it, or the point's time budget is spent"
+    )
     if bench.datetime:
         lines.append(f"measured: {bench.datetime}")
     return lines
@@ -138,16 +239,172 @@ def warnings_found(records: list[dict[str, Any]]) -> list[str]:
         blas = record["numpy_blas_threads"]
         if blas is not None and blas.startswith("not limited"):
             found[f"NumPy BLAS threads {blas}: NumPy timings may slow torch down"] = None
-        if record["candidate"]["rounds"] < 3:
-            found[
-                "fewer than 3 rounds (pytest-benchmark disabled, e.g. under xdist): "
-                "the numbers are single samples"
-            ] = None
     return list(found)
+
+
+def left_out_lines(bench: Benchmarks) -> list[str]:
+    """Each cell the run left out, its modes and the reason."""
+    modes: dict[tuple[str, str], list[str]] = {}
+    for item in bench.left_out:
+        modes.setdefault((item["cell"], item["reason"]), []).append(_mode(item["mode"]))
+    return [
+        f"{cell} ({', '.join(dict.fromkeys(found))}): {reason}"
+        for (cell, reason), found in modes.items()
+    ]
 
 
 def _name(record: dict[str, Any], side: str) -> str:
     return record["implementation" if side == "candidate" else "baseline_implementation"]
+
+
+def _mode(mode: str) -> str:
+    return mode.replace("_", "+")
+
+
+# -- sanity checks ----------------------------------------------------------------------
+NOISY_FACTOR = 1.5
+"""A ratio whose third quartile is more than this times its first is noisy."""
+PLAUSIBLE = 1.5
+"""A fraction of the limit above this times the best the baseline reaches is implausible."""
+FLAG_KINDS = ("limit", "implausible", "not converged", "noisy")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A figure of one record that should not be believed as it stands."""
+
+    kind: str
+    record: int
+    point: str
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.kind}: {self.point}: {self.detail}"
+
+
+def flags(records: list[dict[str, Any]]) -> list[Flag]:
+    """Every doubtful figure: unconverged or noisy ratios, inconsistent matmul limits,
+    fractions of the limit the baseline never comes near."""
+    found = []
+    for index, record in enumerate(records):
+        ratio, point = record["ratio"], point_text(record)
+        if not ratio["converged"]:
+            found.append(
+                Flag(
+                    "not converged",
+                    index,
+                    point,
+                    f"ratio {ratio['median']:.3f}, {ratio['confidence']:.0%} interval "
+                    f"[{ratio['ci_low']:.3f}, {ratio['ci_high']:.3f}] not within "
+                    f"+-{ratio['half_width']:.0%} after {ratio['rounds']} rounds "
+                    f"({ratio['stopped'].replace('_', ' ')})",
+                )
+            )
+        if ratio["q3"] > NOISY_FACTOR * ratio["q1"]:
+            found.append(
+                Flag(
+                    "noisy",
+                    index,
+                    point,
+                    f"ratio quartiles [{ratio['q1']:.2f}, {ratio['q3']:.2f}], more than "
+                    f"{NOISY_FACTOR:g}x apart",
+                )
+            )
+        found += [Flag("limit", index, point, text) for text in record["limit"]["flags"]]
+    found += _inconsistent_limits(records)
+    unsound = {flag.record for flag in found if flag.kind == "limit"}
+    return found + _implausible_fractions(records, unsound)
+
+
+def _inconsistent_limits(records: list[dict[str, Any]]) -> list[Flag]:
+    """A product slower by :data:`LIMIT_FACTOR` than one of no more FLOPs, anywhere."""
+    products = [
+        (index, product, (r["dtype"], r["device"], r["threads"]))
+        for index, r in enumerate(records)
+        for product in r["limit"]["products"]
+    ]
+    found = []
+    for index, product, setting in products:
+        size = _product_size(product)
+        faster = [
+            other
+            for _, other, other_setting in products
+            if other_setting == setting and _product_size(other) <= size
+        ]
+        best = max(faster, key=lambda other: other["gflops"])
+        if product["gflops"] * LIMIT_FACTOR < best["gflops"]:
+            found.append(
+                Flag(
+                    "limit",
+                    index,
+                    point_text(records[index]),
+                    f"torch.mm {_shape(product)} at "
+                    f"{product['gflops']:.3g} GFLOP/s, under 1/{LIMIT_FACTOR:g} of the "
+                    f"{best['gflops']:.3g} GFLOP/s of {_shape(best)} elsewhere in this run",
+                )
+            )
+    return found
+
+
+def _product_size(product: dict[str, Any]) -> int:
+    rows, inner, cols = product["shape"]
+    return rows * inner * cols
+
+
+def _shape(product: dict[str, Any]) -> str:
+    rows, inner, cols = product["shape"]
+    return f"({rows}x{inner})@({inner}x{cols})"
+
+
+def _implausible_fractions(records: list[dict[str, Any]], doubtful: set[int]) -> list[Flag]:
+    """Candidate fractions above :data:`PLAUSIBLE` times the best fraction the baseline
+    reaches at the points of the same cell, mode, dtype and device whose limit is sound."""
+    best: dict[tuple[str, ...], float] = {}
+    for index, record in enumerate(records):
+        if index not in doubtful:
+            key = _group(record)
+            best[key] = max(best.get(key, 0.0), record["baseline"]["fraction_of_limit"])
+    found = []
+    for index, record in enumerate(records):
+        reach = best.get(_group(record))
+        fraction = record["candidate"]["fraction_of_limit"]
+        if reach is not None and fraction > PLAUSIBLE * reach:
+            found.append(
+                Flag(
+                    "implausible",
+                    index,
+                    point_text(record),
+                    f"{record['implementation']} at {fraction:.0%} of the matmul limit, above "
+                    f"{PLAUSIBLE:g}x the baseline's best ({reach:.0%})",
+                )
+            )
+    return found
+
+
+def _group(record: dict[str, Any]) -> tuple[str, ...]:
+    return (record["cell"], record["mode"], record["dtype"], record["device"])
+
+
+def point_text(record: dict[str, Any]) -> str:
+    """``lstm forward T=8 B=4 H=16``, with dtype and device when not float32 on the CPU."""
+    extra = (
+        ""
+        if (record["dtype"], record["device"]) == ("float32", "cpu")
+        else (f" {record['dtype']} {record['device']}")
+    )
+    return (
+        f"{record['cell']} {_mode(record['mode'])} T={record['steps']} B={record['batch']} "
+        f"H={record['hidden_size']}{extra}"
+    )
+
+
+def flag_lines(found: list[Flag]) -> list[str]:
+    """One line per flagged figure, by kind, for the report's first screen."""
+    return [flag.line() for kind in FLAG_KINDS for flag in found if flag.kind == kind]
+
+
+def _flag_kinds(found: list[Flag], index: int) -> list[str]:
+    return list(dict.fromkeys(flag.kind for flag in found if flag.record == index))
 
 
 # -- tables -----------------------------------------------------------------------------
@@ -159,36 +416,73 @@ TABLE_HEADER = (
     "H",
     "dtype",
     "device",
+    "baseline",
     "candidate ms [q1, q3]",
     "baseline ms [q1, q3]",
+    "ratio [95% interval]",
     "ratio [q1, q3]",
+    "rounds",
     "candidate GFLOP/s (of limit)",
     "baseline GFLOP/s (of limit)",
     "limit GFLOP/s",
+    "flags",
 )
 
 
-def table_rows(records: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+def table_rows(records: list[dict[str, Any]], found: list[Flag]) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
-    for r in sorted(records, key=_order):
+    for index in sorted(range(len(records)), key=lambda i: _order(records[i])):
+        r = records[index]
         c, b, ratio = r["candidate"], r["baseline"], r["ratio"]
         rows.append(
             (
                 r["cell"],
-                r["mode"].replace("_", "+"),
+                _mode(r["mode"]),
                 str(r["steps"]),
                 str(r["batch"]),
                 str(r["hidden_size"]),
                 r["dtype"],
                 r["device"],
+                r["baseline_implementation"],
                 f"{c['median'] * 1e3:.3g} [{c['q1'] * 1e3:.3g}, {c['q3'] * 1e3:.3g}]",
                 f"{b['median'] * 1e3:.3g} [{b['q1'] * 1e3:.3g}, {b['q3'] * 1e3:.3g}]",
-                f"{ratio['median']:.2f} [{ratio['q1']:.2f}, {ratio['q3']:.2f}]",
+                f"{ratio['median']:.3f} [{ratio['ci_low']:.3f}, {ratio['ci_high']:.3f}]",
+                f"[{ratio['q1']:.2f}, {ratio['q3']:.2f}]",
+                str(ratio["rounds"]),
                 f"{c['gflops']:.3g} ({c['fraction_of_limit']:.0%})",
                 f"{b['gflops']:.3g} ({b['fraction_of_limit']:.0%})",
                 f"{r['limit']['gflops']:.3g}",
+                ", ".join(_flag_kinds(found, index)),
             )
         )
+    return rows
+
+
+FIRST_CALL_HEADER = (
+    "cell",
+    "mode",
+    "candidate build ms",
+    "candidate first call ms",
+    "candidate steady ms",
+    "baseline build ms",
+    "baseline first call ms",
+    "baseline steady ms",
+)
+
+
+def first_call_rows(records: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """Building and the first call (compiling, tracing, sessions) against the steady state,
+    at each cell's base point."""
+    rows = []
+    for record in sorted(records, key=_order):
+        base = base_point([r for r in records if _group(r)[::2] == _group(record)[::2]])
+        if (record["steps"], record["batch"], record["hidden_size"]) != base:
+            continue
+        row = [record["cell"], _mode(record["mode"])]
+        for side in ("candidate", "baseline"):
+            info = record[side]
+            row += [f"{info[key] * 1e3:.3g}" for key in ("build_s", "first_call_s", "median")]
+        rows.append(tuple(row))
     return rows
 
 
@@ -206,29 +500,96 @@ def _order(record: dict[str, Any]) -> tuple[Any, ...]:
 
 NOTES = (
     "Each round times the candidate and the baseline back to back, in alternating order; "
-    "times are medians with quartiles over the rounds, the ratio is the median of the "
-    "per-round ratios candidate/baseline (below 1: the candidate is faster). "
-    "FLOPs are the matrix products of the spec's equations (forward+backward: 3x forward); "
-    "the limit is torch.mm at the same shapes on this machine."
+    "rounds go on until the median of the per-round ratios candidate/baseline (below 1: the "
+    "candidate is faster) is known to the stated precision, by its distribution-free "
+    "confidence interval (two order statistics of the ratios), or the point's time budget "
+    "is spent. Times are medians with quartiles over the rounds. FLOPs are the matrix "
+    "products of the spec's equations (forward+backward: 3x forward); the limit is torch.mm "
+    "at the same shapes on this machine, the fastest of several timings."
 )
 
 
 def markdown(bench: Benchmarks, conformance: dict[str, Any] | None = None) -> str:
     records = bench.records
-    lines = [MARKER, f"# {_title(records)}", "", "## What ran", ""]
-    lines += [f"- {line}" for line in environment_lines(bench)]
+    found = flags(records)
+    lines = [MARKER, f"# {_title(records)}", ""]
+    lines += _section("Flags", flag_lines(found) or ["none: every figure passed its checks"])
+    if bench.left_out:
+        lines += _section("Left out", left_out_lines(bench))
+    lines += _section("What ran", environment_lines(bench))
     warned = warnings_found(records)
     if warned:
-        lines += ["", "## Warnings", ""] + [f"- {line}" for line in warned]
-    lines += ["", "## Results", "", NOTES, ""]
-    lines.append("| " + " | ".join(TABLE_HEADER) + " |")
-    lines.append("|" + "|".join("---" if i < 7 else "---:" for i in range(len(TABLE_HEADER))) + "|")
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(records)]
+        lines += _section("Warnings", warned)
+    lines += ["## Results", "", NOTES, ""]
+    lines += _markdown_table(TABLE_HEADER, table_rows(records, found), 8)
+    lines += ["", "## First call and steady state", ""]
+    lines += _markdown_table(FIRST_CALL_HEADER, first_call_rows(records), 2)
+    if bench.earlier is not None:
+        summary, rows = agreement(records, bench.earlier)
+        lines += ["", "## Against the earlier run", "", summary, ""]
+        lines += _markdown_table(AGREEMENT_HEADER, rows, 1)
     lines += ["", f"Plots: {BASENAME}.html."]
     if conformance is not None:
         body = conformance_markdown(conformance)
         lines += ["", *("#" + line if line.startswith("#") else line for line in body.splitlines())]
     return "\n".join(lines) + "\n"
+
+
+AGREEMENT_HEADER = ("point", "earlier ratio", "ratio", "difference", "within")
+
+
+def agreement(
+    records: list[dict[str, Any]], earlier_run: Benchmarks
+) -> tuple[str, list[tuple[str, ...]]]:
+    """How far each point's ratio moved from the earlier run's: a summary and a table row
+    per point measured in both, largest difference first."""
+    earlier = {_key(record): record for record in earlier_run.records}
+    found = []
+    for record in records:
+        before = earlier.get(_key(record))
+        if before is not None:
+            ratio, old = record["ratio"], before["ratio"]
+            difference = ratio["median"] / old["median"] - 1
+            found.append((abs(difference), difference, record, old))
+    found.sort(key=lambda item: -item[0])
+    if not found:
+        return f"no point of this run is in {earlier_run.source}", []
+    half_width = found[0][2]["ratio"]["half_width"]
+    rows: list[tuple[str, ...]] = [
+        (
+            point_text(record),
+            f"{old['median']:.3f}",
+            f"{record['ratio']['median']:.3f}",
+            f"{difference:+.1%}",
+            "yes" if size <= half_width else "no",
+        )
+        for size, difference, record, old in found
+    ]
+    within_count = sum(size <= half_width for size, *_ in found)
+    summary = (
+        f"{within_count} of {len(found)} points within +-{half_width:.0%} of the ratio measured "
+        f"in {earlier_run.source}; largest difference {found[0][1]:+.1%} ({rows[0][0]})"
+    )
+    return summary, rows
+
+
+def _key(record: dict[str, Any]) -> tuple[Any, ...]:
+    return (*_order(record), record["implementation"], record["baseline_implementation"])
+
+
+def _section(title: str, items: list[str]) -> list[str]:
+    return [f"## {title}", "", *(f"- {item}" for item in items), ""]
+
+
+def _markdown_table(
+    header: tuple[str, ...], rows: list[tuple[str, ...]], numeric_from: int
+) -> list[str]:
+    rule = "|".join("---" if i < numeric_from else "---:" for i in range(len(header)))
+    return [
+        "| " + " | ".join(header) + " |",
+        f"|{rule}|",
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
 
 
 # -- plots ------------------------------------------------------------------------------
@@ -251,19 +612,26 @@ def axis_series(
     return sorted(chosen, key=lambda r: r[axis])
 
 
-def figures(records: list[dict[str, Any]]) -> list[tuple[str, bytes]]:
-    """One PNG per (cell, dtype, device): rows time, ratio, fraction of limit; columns T, B, H."""
+FRACTION_CLIP = 2.0
+"""The fraction-of-limit axis ends at 200%; points beyond it sit on the edge, annotated."""
+
+
+def figures(records: list[dict[str, Any]], found: list[Flag]) -> list[tuple[str, bytes]]:
+    """One PNG per (cell, dtype, device): rows time, ratio, fraction of limit; columns T, B,
+    H; with its caption."""
     try:
         from matplotlib.figure import Figure
-        from matplotlib.ticker import NullLocator
+        from matplotlib.ticker import PercentFormatter
     except ImportError:
         raise ReportError(
             "plots need matplotlib: pip install 'rnnspec[report]' (or matplotlib)"
         ) from None
+    doubtful = {flag.record for flag in found if flag.kind in ("noisy", "not converged")}
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    for record in records:
-        groups.setdefault((record["cell"], record["dtype"], record["device"]), []).append(record)
-    found = []
+    for index, record in enumerate(records):
+        shown = {**record, "doubtful": index in doubtful}
+        groups.setdefault((record["cell"], record["dtype"], record["device"]), []).append(shown)
+    found_figures = []
     for (cell, dtype, device), group in sorted(groups.items()):
         base = base_point(group)
         figure = Figure(figsize=(13, 10), layout="constrained")
@@ -276,12 +644,15 @@ def figures(records: list[dict[str, Any]]) -> list[tuple[str, bytes]]:
                     _plot_mode(axes[:, column], points, axis, mode, style)
             values = sorted({r[axis] for r in series})
             for row in range(3):
+                _log_axis(axes[row][column].xaxis, values)
                 axes[row][column].set_xlabel(label)
-                axes[row][column].set_xscale("log", base=2)
-                axes[row][column].set_xticks(values, [str(v) for v in values], minor=False)
-                axes[row][column].xaxis.set_minor_locator(NullLocator())
                 axes[row][column].grid(True, alpha=0.3)
+            _log_axis(axes[0][column].yaxis)
+            _log_axis(axes[1][column].yaxis)
             axes[1][column].axhline(1.0, color="grey", linewidth=0.8)
+            fractions = axes[2][column]  # plotted clipped: the top is at most the clip
+            fractions.set_ylim(0, max(fractions.dataLim.ymax, 0.1) * 1.15)
+            axes[2][column].yaxis.set_major_formatter(PercentFormatter(1.0))
         axes[0][0].set_ylabel("time per call (ms)")
         axes[1][0].set_ylabel("ratio candidate / baseline")
         axes[2][0].set_ylabel("fraction of matmul limit")
@@ -291,35 +662,96 @@ def figures(records: list[dict[str, Any]]) -> list[tuple[str, bytes]]:
         figure.suptitle(title)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=80)
-        found.append((title, buffer.getvalue()))
-    return found
+        found_figures.append((_caption(title, group[0]), buffer.getvalue()))
+    return found_figures
+
+
+def _caption(title: str, record: dict[str, Any]) -> str:
+    ratio = record["ratio"]
+    return (
+        f"{title}: time per call (medians, bars from the first to the third quartile), "
+        f"the ratio {record['implementation']}/{record['baseline_implementation']} (below 1: "
+        f"the candidate is faster; bars: the median's {ratio['confidence']:.0%} interval) and "
+        f"each one's fraction of the matmul limit, along T, B and H. Solid: forward; dashed: "
+        f"forward+backward. Hollow markers: a ratio that is noisy or did not converge. A "
+        f"triangle on the top edge: a fraction above {FRACTION_CLIP:.0%}, its value beside it."
+    )
+
+
+def _formatter(template: str) -> Any:
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda value, _: template.format(value))
+
+
+def _log_axis(axis: Any, values: list[int] | None = None) -> None:
+    """A log axis labelled in plain numbers: at ``values``; else at 1, 2 and 5 per decade
+    over a wide range (3x or more), at round numbers a linear axis would have over a narrow
+    one."""
+    from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
+
+    axis.axes.set_xscale("log", base=2) if axis.axis_name == "x" else axis.axes.set_yscale("log")
+    if values is not None:
+        axis.set_ticks(values, [str(v) for v in values])
+    else:
+        low, high = axis.axes.dataLim.intervaly
+        narrow = 0 < low and high < 3 * low
+        wide = LogLocator(base=10, subs=(1.0, 2.0, 5.0))
+        axis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]) if narrow else wide)
+        axis.set_major_formatter(_formatter("{:g}"))
+    axis.set_minor_locator(NullLocator())
 
 
 def _plot_mode(axes: Any, points: list[dict[str, Any]], axis: str, mode: str, style: str) -> None:
-    from matplotlib.ticker import FuncFormatter
-
     xs = [r[axis] for r in points]
-    names = {"candidate": points[0]["implementation"]}
-    names["baseline"] = points[0]["baseline_implementation"]
-    mode_label = mode.replace("_", "+")
+    hollow = [r["doubtful"] for r in points]
+    mode_label = _mode(mode)
     for side, color in (("candidate", "tab:blue"), ("baseline", "tab:orange")):
+        label = f"{_name(points[0], side)} {mode_label}"
         medians = [r[side]["median"] * 1e3 for r in points]
-        low = [m - r[side]["q1"] * 1e3 for m, r in zip(medians, points, strict=True)]
-        high = [r[side]["q3"] * 1e3 - m for m, r in zip(medians, points, strict=True)]
-        label = f"{names[side]} {mode_label}"
-        axes[0].errorbar(xs, medians, yerr=[low, high], fmt=style + "o", color=color, label=label)
+        bars = [[r[side]["q1"] * 1e3 for r in points], [r[side]["q3"] * 1e3 for r in points]]
+        _series(axes[0], xs, medians, bars, hollow, style, color, label)
         fractions = [r[side]["fraction_of_limit"] for r in points]
-        axes[2].plot(xs, fractions, style + "o", color=color, label=label)
+        clipped = [min(f, FRACTION_CLIP) for f in fractions]
+        _series(axes[2], xs, clipped, None, hollow, style, color, label)
+        below = 12 if side == "candidate" else 24  # the two sides' values one above the other
+        for x, fraction in zip(xs, fractions, strict=True):
+            if fraction > FRACTION_CLIP:
+                axes[2].plot([x], [FRACTION_CLIP], "^", color=color, markersize=9)
+                axes[2].annotate(
+                    f"{fraction:.0%}",
+                    (x, FRACTION_CLIP),
+                    textcoords="offset points",
+                    xytext=(-6, -below),
+                    horizontalalignment="right",
+                    fontsize="small",
+                    color=color,
+                )
     ratios = [r["ratio"]["median"] for r in points]
-    low = [m - r["ratio"]["q1"] for m, r in zip(ratios, points, strict=True)]
-    high = [r["ratio"]["q3"] - m for m, r in zip(ratios, points, strict=True)]
-    axes[0].set_yscale("log")
-    axes[1].set_yscale("log")
-    for which in ("major", "minor"):
-        getattr(axes[1].yaxis, f"set_{which}_formatter")(FuncFormatter(lambda v, _: f"{v:g}"))
-    axes[1].errorbar(
-        xs, ratios, yerr=[low, high], fmt=style + "o", color="tab:green", label=mode_label
-    )
+    bars = [[r["ratio"]["ci_low"] for r in points], [r["ratio"]["ci_high"] for r in points]]
+    _series(axes[1], xs, ratios, bars, hollow, style, "tab:green", mode_label)
+
+
+def _series(
+    ax: Any,
+    xs: list[int],
+    ys: list[float],
+    bars: list[list[float]] | None,
+    hollow: list[bool],
+    style: str,
+    color: str,
+    label: str,
+) -> None:
+    """A line through the points, bars from ``bars[0]`` to ``bars[1]``, and markers filled
+    except where ``hollow``."""
+    ax.plot(xs, ys, style, color=color, label=label)
+    if bars is not None:
+        low = [max(y - b, 0.0) for y, b in zip(ys, bars[0], strict=True)]
+        high = [max(b - y, 0.0) for y, b in zip(ys, bars[1], strict=True)]
+        ax.errorbar(xs, ys, yerr=[low, high], fmt="none", ecolor=color, capsize=3)
+    for x, y, empty in zip(xs, ys, hollow, strict=True):
+        face = "white" if empty else color
+        ax.plot([x], [y], "o", color=color, markerfacecolor=face, markersize=6)
 
 
 # -- HTML -------------------------------------------------------------------------------
@@ -387,6 +819,7 @@ def conformance_html(data: dict[str, Any]) -> str:
 
 def render_html(bench: Benchmarks, conformance: dict[str, Any] | None = None) -> str:
     records = bench.records
+    found = flags(records)
     title = _title(records)
     parts = [
         "<!DOCTYPE html>",
@@ -394,20 +827,33 @@ def render_html(bench: Benchmarks, conformance: dict[str, Any] | None = None) ->
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        "<h2>What ran</h2>",
-        _list(environment_lines(bench)),
+        f"<h2>Flags ({len(found)})</h2>",
+        _list(flag_lines(found), "warn")
+        if found
+        else "<p>none: every figure passed its checks</p>",
     ]
+    if bench.left_out:
+        parts += ["<h2>Left out</h2>", _list(left_out_lines(bench), "warn")]
+    parts += ["<h2>What ran</h2>", _list(environment_lines(bench))]
     warned = warnings_found(records)
     if warned:
         parts += ["<h2>Warnings</h2>", _list(warned, "warn")]
     parts += ["<h2>Plots</h2>", f"<p>{html.escape(NOTES)}</p>"]
-    for caption, png in figures(records):
+    for caption, png in figures(records, found):
         encoded = base64.b64encode(png).decode("ascii")
         parts.append(
             f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{encoded}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>"
         )
-    parts += ["<h2>Results</h2>", _table(TABLE_HEADER, table_rows(records), 2)]
+    parts += ["<h2>Results</h2>", _table(TABLE_HEADER, table_rows(records, found), 2)]
+    parts += [
+        "<h2>First call and steady state</h2>",
+        _table(FIRST_CALL_HEADER, first_call_rows(records), 2),
+    ]
+    if bench.earlier is not None:
+        summary, rows = agreement(records, bench.earlier)
+        parts += ["<h2>Against the earlier run</h2>", f"<p>{html.escape(summary)}</p>"]
+        parts.append(_table(AGREEMENT_HEADER, rows, 1))
     if conformance is not None:
         parts.append(conformance_html(conformance))
     parts.append("</body></html>")
@@ -428,9 +874,13 @@ def write(
     out_dir: Path,
     conformance_path: Path | None = None,
     force: bool = False,
+    against: Path | None = None,
 ) -> list[Path]:
-    """Write ``rnnspec-report.md`` and ``rnnspec-report.html`` into ``out_dir``."""
+    """Write ``rnnspec-report.md`` and ``rnnspec-report.html`` into ``out_dir``; with
+    ``against``, an earlier benchmark JSON, each ratio is compared with its earlier value."""
     bench = load_benchmarks(bench_path)
+    if against is not None:
+        bench.earlier = load_benchmarks(against)
     conformance = load_conformance(conformance_path) if conformance_path else None
     targets = [out_dir / f"{BASENAME}.md", out_dir / f"{BASENAME}.html"]
     for target in targets:
@@ -467,6 +917,12 @@ def add_command(commands: Any) -> None:
     report.add_argument(
         "--force", action="store_true", help="overwrite files rnnspec did not write"
     )
+    report.add_argument(
+        "--against",
+        type=Path,
+        metavar="EARLIER.json",
+        help="an earlier run's benchmark JSON: how far each ratio moved from it",
+    )
     report.set_defaults(run=_run)
 
 
@@ -474,6 +930,6 @@ def _run(args: Any) -> int:
     conformance = args.conformance
     if conformance is not None and not conformance.suffix:
         conformance = conformance.with_suffix(".json")
-    for path in write(args.bench, args.out, conformance, args.force):
+    for path in write(args.bench, args.out, conformance, args.force, args.against):
         print(f"wrote {path}")
     return 0

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rnnspec.config import RNNConfig
+from rnnspec.tolerance import EPS
+
+if TYPE_CHECKING:
+    from rnnspec.protocol import Capabilities
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,7 @@ class Case:
     lengths: tuple[int, ...] | None = None
     given_state: bool = True
     seed: int = 0
+    precision: str | None = None  # the candidate computes in this, coarser than dtype
 
     def __post_init__(self) -> None:
         if self.lengths is not None:
@@ -58,6 +64,8 @@ class Case:
         if not self.given_state:
             parts.append("hx=None")
         parts.append(f"dtype={self.dtype}")
+        if self.precision is not None:
+            parts.append(f"precision={self.precision}")
         if self.device != "cpu":
             parts.append(f"device={self.device}")
         return " ".join(parts)
@@ -106,3 +114,145 @@ def layout_case(
         lengths=lengths if layout.startswith("packed") else None,
         **given,
     )
+
+
+# --- the declared envelope ------------------------------------------------------------------
+
+DTYPE_ORDER = ("float64", "float32", "float16", "bfloat16")  # most precise first
+# Every check runs in each of these the candidate declares (the nearest declared dtype when
+# it declares neither); bfloat16 and float16 are the dtype category's, whose cases keep
+# their dtype.
+WORKING_DTYPES = ("float64", "float32")
+ASPECTS = frozenset({"initial_state", "direction", "dtype", "gradients"})
+Provider = Callable[..., list[Case]]
+
+
+def needs(*aspects: str) -> Callable[[Provider], Provider]:
+    """Mark a case provider with what its check exists to test: ``initial_state`` (the
+    check passes h0 whatever the case says: never fitted away), ``direction`` (the check
+    means one direction: never made bidirectional), ``dtype`` (the case's dtype is the
+    point: never fitted, no twins) or ``gradients`` (the check runs backward: a candidate
+    without gradients runs none of its cases)."""
+    unknown = set(aspects) - ASPECTS
+    if unknown:
+        raise ValueError(f"unknown aspects {sorted(unknown)} (known: {sorted(ASPECTS)})")
+
+    def mark(provider: Provider) -> Provider:
+        provider.needs = frozenset(aspects)  # type: ignore[attr-defined]
+        return provider
+
+    return mark
+
+
+def needs_of(provider: Provider) -> frozenset[str]:
+    return getattr(provider, "needs", frozenset())
+
+
+def unsupported(
+    capabilities: Capabilities,
+    case: Case,
+    *,
+    gradients: bool = False,
+    initial_state: bool = False,
+    transform: str | None = None,
+) -> str | None:
+    """Why the candidate cannot run ``case`` (``initial_state``: the check passes h0 even
+    when the case does not; ``transform``: run through that transform), or None."""
+    return capabilities.unsupported(
+        case.config,
+        dtype=case.dtype,
+        device=case.device,
+        packed=case.packed,
+        unbatched=case.unbatched,
+        initial_state=case.given_state or initial_state,
+        gradients=gradients,
+        transform=transform,
+    )
+
+
+def nearest_dtype(dtype: str, declared: Iterable[str]) -> str | None:
+    """The declared dtype closest in precision to ``dtype`` (the more precise on a tie)."""
+    known = [d for d in DTYPE_ORDER if d in set(declared)]
+    if dtype not in DTYPE_ORDER or not known:
+        return None
+    index = DTYPE_ORDER.index(dtype)
+    return min(known, key=lambda d: (abs(DTYPE_ORDER.index(d) - index), DTYPE_ORDER.index(d)))
+
+
+def fit(case: Case, capabilities: Capabilities, keep: Collection[str] = ()) -> Case:
+    """The nearest case inside the declared envelope: layers cut to ``max_layers``, the
+    declared direction and layout, unbatched input for unbatched-only candidates, no h0
+    for candidates that take none, the nearest declared dtype, and the precision the
+    candidate computes in. Features (packed input, ``proj_size``, ``bias=False``, dropout,
+    a device) are never invented or dropped: a case that needs one the candidate lacks
+    stays outside. ``keep`` names the aspects (see :func:`needs`) left as they are."""
+    config, run = case.config, case
+    if capabilities.max_layers is not None and config.num_layers > capabilities.max_layers:
+        config = config.replace(num_layers=capabilities.max_layers)
+    if config.bidirectional and not capabilities.bidirectional:
+        config = config.replace(bidirectional=False)
+    elif not config.bidirectional and not capabilities.unidirectional and "direction" not in keep:
+        config = config.replace(bidirectional=True)
+    if config.batch_first and not capabilities.batch_first:
+        config = config.replace(batch_first=False)
+    elif not config.batch_first and not capabilities.time_major:
+        config = config.replace(batch_first=True)
+    if case.batch is not None and not case.packed and not capabilities.batched:
+        run = run.replace(batch=None)
+    if case.given_state and not capabilities.initial_state and "initial_state" not in keep:
+        run = run.replace(given_state=False)
+    if case.dtype not in capabilities.dtypes and "dtype" not in keep:
+        run = run.replace(dtype=nearest_dtype(case.dtype, capabilities.dtypes) or case.dtype)
+    precision = capabilities.precision
+    if precision is not None and EPS[precision] > EPS[run.dtype]:
+        run = run.replace(precision=precision)
+    return run.replace(config=config)
+
+
+def _dtype_twins(case: Case, capabilities: Capabilities) -> list[Case]:
+    """The case in each other working dtype the candidate declares."""
+    if case.dtype not in WORKING_DTYPES:
+        return []
+    return [
+        case.replace(dtype=dtype)
+        for dtype in WORKING_DTYPES
+        if dtype != case.dtype and dtype in capabilities.dtypes
+    ]
+
+
+def for_envelope(
+    provider: Provider, cells: Iterable[str], capabilities: Capabilities | None, **options: Any
+) -> list[Case]:
+    """The provider's cases for each cell in each working dtype the candidate declares,
+    fitted to the envelope (no duplicates).
+
+    Per cell, what the candidate cannot run after fitting is kept once per reason, to be
+    skipped with it; an undeclared cell keeps one case, skipped with the reason. Without
+    capabilities (no candidate chosen), the provider's cases as they are.
+    """
+    if capabilities is None:
+        return provider(list(cells), **options)
+    keep = needs_of(provider)
+    found: list[Case] = []
+    for cell in cells:
+        given = provider([cell], **options)
+        if not capabilities.declares(cell):
+            found += given[:1]
+            continue
+        if "dtype" not in keep:
+            given = given + [twin for case in given for twin in _dtype_twins(case, capabilities)]
+        runnable: list[Case] = []
+        outside: dict[str, Case] = {}
+        for case in dict.fromkeys(fit(case, capabilities, keep) for case in given):
+            reason = unsupported(
+                capabilities,
+                case,
+                gradients="gradients" in keep,
+                initial_state="initial_state" in keep,
+            )
+            if reason is None:
+                runnable.append(case)
+            else:
+                outside.setdefault(reason, case)
+        found += runnable + list(outside.values())
+    return found

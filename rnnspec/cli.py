@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rnnspec import bench_report, codegen, diagnosis, listing, render, spec
+from rnnspec import bench_report, codegen, diagnosis, listing, matrix, render, spec
 from rnnspec.errors import ConfigError, RnnSpecError
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference"
@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_command(commands)
     diagnosis.add_command(commands)
     bench_report.add_command(commands)
+    matrix.add_command(commands)
 
     generate = commands.add_parser(
         "generate",

@@ -21,8 +21,8 @@ from types import ModuleType
 
 from rnnspec import notation
 from rnnspec.errors import CodegenError
+from rnnspec.model import DIMENSIONS, INPUT, SPECS_DIR, Cell, Parameter, Spec
 from rnnspec.notation import BinOp, Block, Call, Expr, Name, Neg, Number
-from rnnspec.spec import DIMENSIONS, INPUT, SPECS_DIR, Cell, Parameter, Spec
 
 GENERATOR = "rnnspec.codegen"
 BACKENDS = ("numpy", "torch")

@@ -47,6 +47,23 @@ def to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
 
+def dtype_name(value: Any) -> str:
+    """``float32`` for ``torch.float32`` and ``np.float32`` alike."""
+    return str(value.dtype).removeprefix("torch.")
+
+
+def check_dtype(value: Any, dtype: str, what: str, config: str) -> None:
+    """``value`` has ``dtype``: checked before any value is compared, so that a float32
+    result never reads as ``-0.960371, but should be -0.960371``."""
+    __tracebackhide__ = True
+    found = dtype_name(value)
+    if found != dtype:
+        raise CheckFailure(
+            f"{what} has dtype {found}, but should have {dtype} (the input's dtype) [{config}]",
+            category="dtype",
+        )
+
+
 def allowed(expected: np.ndarray, tolerance: Tolerance) -> np.ndarray:
     """The largest ``|got - expected|`` allowed, per element: ``atol + rtol * |expected|``."""
     return tolerance.atol + tolerance.rtol * np.abs(expected)

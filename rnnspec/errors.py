@@ -55,5 +55,18 @@ class ImplementationError(RnnSpecError, RuntimeError):
         super().__init__(f"{implementation}: {message}" if implementation else message)
 
 
+class Unsupported(RnnSpecError):
+    """A case lies outside what the candidate supports: the check is skipped with the reason.
+
+    The kit raises it for what a candidate does not declare; a candidate (its factory,
+    loader or call) may raise it too, ``raise rnnspec.Unsupported("no packed input")``,
+    for what it finds it cannot run.
+    """
+
+
 class UnknownImplementationError(ImplementationError, LookupError):
     """No implementation is registered under the requested name."""
+
+
+class NotInstalled(ImplementationError, ImportError):
+    """A built-in implementation's library is missing: the message says what to install."""

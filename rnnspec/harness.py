@@ -1,11 +1,15 @@
 """Run a candidate and the gold reference on the same case, safely.
 
 A candidate that raises, returns the wrong structure or the wrong type is reported as a
-:class:`~rnnspec.compare.CheckFailure` with that category; the caller's run goes on.
+:class:`~rnnspec.compare.CheckFailure` with that category; the caller's run goes on. So is
+one that writes into the canonical weights it was given, or returns arrays that share memory
+with its input. :func:`global_state` snapshots what a candidate can change in the process
+(torch's and NumPy's modes, RNG states) and :func:`restore` puts it back.
 """
 
 from __future__ import annotations
 
+import random
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -14,16 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from rnnspec.cases import Case
-from rnnspec.compare import CheckFailure
-from rnnspec.errors import RnnSpecError
+from rnnspec.cases import Case, unsupported
+from rnnspec.compare import CheckFailure, check_dtype
+from rnnspec.errors import RnnSpecError, Unsupported
 from rnnspec.protocol import Implementation
 from rnnspec.spec import Cell
 from rnnspec.weights import random_input, random_state, random_weights
-
-
-class Unsupported(RnnSpecError):
-    """The candidate does not declare support for this case: the check is skipped."""
 
 
 @dataclass
@@ -54,7 +54,9 @@ def as_states(hx: Any) -> tuple[Any, ...]:
     return () if hx is None else hx if isinstance(hx, tuple) else (hx,)
 
 
-def make_inputs(case: Case) -> Inputs:
+def make_inputs(case: Case, impl: Implementation | None = None) -> Inputs:
+    """Random inputs for ``case``; the weights are random too, except a fixed-weight
+    candidate's own (``impl.read_weights``), for a case on its configuration."""
     config = case.config
     x = random_input(config, case.steps, case.batch, case.seed)
     if case.lengths is not None:
@@ -62,7 +64,22 @@ def make_inputs(case: Case) -> Inputs:
         mask = steps if not config.batch_first else steps.T
         x = x * mask[..., None]
     hx = random_state(config, case.batch, case.seed) if case.given_state else None
-    return Inputs(random_weights(config, case.seed), x, hx, case.lengths)
+    return Inputs(_weights(case, impl), x, hx, case.lengths)
+
+
+def _weights(case: Case, impl: Implementation | None) -> dict[str, np.ndarray]:
+    if impl is None or impl.read_weights is None:
+        return random_weights(case.config, case.seed)
+    from rnnspec import fixed
+
+    own = fixed.weights(impl)
+    shapes = {name: value.shape for name, value in own.items()}
+    if shapes != case.config.parameter_shapes():
+        raise Unsupported(
+            f"{impl.name} has fixed weights for {fixed.config(impl).describe()}, "
+            f"not {case.config.describe()}"
+        )
+    return own
 
 
 def gold(case: Case, inputs: Inputs) -> Outputs:
@@ -73,16 +90,27 @@ def gold(case: Case, inputs: Inputs) -> Outputs:
     return Outputs(output, as_states(state))
 
 
+def _same_weights(weights: Mapping[str, np.ndarray], others: Mapping[str, np.ndarray]) -> bool:
+    return weights.keys() == others.keys() and all(
+        _same(value, others[name]) for name, value in weights.items()
+    )
+
+
 def require(
-    impl: Implementation, case: Case, gradients: bool = False, transform: str | None = None
+    impl: Implementation,
+    case: Case,
+    gradients: bool = False,
+    initial_state: bool = False,
+    transform: str | None = None,
 ) -> None:
-    reason = impl.capabilities.unsupported(
-        case.config,
-        dtype=case.dtype,
-        device=case.device,
-        packed=case.packed,
-        unbatched=case.unbatched,
+    """Raise :class:`Unsupported` with the reason when ``impl`` cannot run ``case``
+    (``initial_state``: the check passes h0 even where the case does not; ``transform``:
+    the check runs the candidate through that transform)."""
+    reason = unsupported(
+        impl.capabilities,
+        case,
         gradients=gradients,
+        initial_state=initial_state,
         transform=transform,
     )
     if reason:
@@ -90,11 +118,12 @@ def require(
 
 
 def guard(what: str, case: Case, action: Callable[[], Any], category: str = "raised") -> Any:
-    """Run ``action``; an exception from the candidate becomes a failure of ``category``."""
+    """Run ``action``; an exception from the candidate becomes a failure of ``category``,
+    but :class:`Unsupported` (the candidate declining the case) stays a skip."""
     __tracebackhide__ = True
     try:
         return action()
-    except CheckFailure:
+    except (CheckFailure, Unsupported):
         raise
     except Exception as error:
         raise CheckFailure(
@@ -108,6 +137,13 @@ class Candidate:
 
     def __init__(self, impl: Implementation, case: Case, inputs: Inputs) -> None:
         self.impl, self.case, self.inputs = impl, case, inputs
+        if impl.read_weights is not None and not _same_weights(
+            inputs.weights, _weights(case, impl)
+        ):
+            raise RnnSpecError(
+                f"{impl.name} has fixed weights, but the inputs carry others: a check must "
+                "draw them with make_inputs(case, impl)"
+            )
         self.cell: Cell = case.config.resolve()
         self.torch = impl.framework == "torch"
         self.device: Any = None
@@ -118,16 +154,34 @@ class Candidate:
             self.device = torch.device(case.device)
             self.dtype = getattr(torch, case.dtype)
             weights: Mapping[str, Any] = {
-                name: torch.as_tensor(value).to(self.device, self.dtype)
+                name: torch.as_tensor(value).to(self.device, self.dtype, copy=True)
                 for name, value in inputs.weights.items()
             }
         else:
             weights = {name: value.astype(case.dtype) for name, value in inputs.weights.items()}
+        self.given_weights = weights
+        self.weights_before = {name: _copy(value) for name, value in weights.items()}
         self.instance = guard(
             f"{impl.name}: building the network",
             case,
             lambda: impl.build(case.config, weights, self.device, self.dtype),
         )
+        self.check_weights_kept("building the network")
+
+    def check_weights_kept(self, when: str) -> None:
+        """The canonical weights handed to ``build`` are unchanged: a candidate must copy
+        them, not write into them."""
+        __tracebackhide__ = True
+        if self.case.device == "meta":
+            return
+        for name, value in self.given_weights.items():
+            if not _same(value, self.weights_before[name]):
+                raise CheckFailure(
+                    f"{self.impl.name}: {when} modified the canonical weight {name} it was "
+                    f"given, but should leave it unchanged (copy it in load_weights) "
+                    f"[{self.case.label()}]",
+                    category="modified-weights",
+                )
 
     def tensor(self, array: np.ndarray, requires_grad: bool = False) -> Any:
         if not self.torch:
@@ -156,14 +210,34 @@ class Candidate:
     def run(self, x: Any, hx: Any) -> Outputs:
         """Call the candidate and check the structure of what it returned."""
         __tracebackhide__ = True
+        fed = self.pack(x)
         result = guard(
-            f"{self.impl.name}: forward",
-            self.case,
-            lambda: self.impl.call(self.instance, self.pack(x), hx),
+            f"{self.impl.name}: forward", self.case, lambda: self.impl.call(self.instance, fed, hx)
         )
-        return self.unpack(result)
+        self.check_weights_kept("forward")
+        got = self.unpack(result)
+        self.check_no_alias((result[0], *got.states), (fed, *as_states(hx)))
+        return got
 
-    def unpack(self, result: Any) -> Outputs:
+    def check_no_alias(self, returned: tuple[Any, ...], given: tuple[Any, ...]) -> None:
+        """No returned array (output as returned, packed or not; states) shares memory with
+        the input or an initial state."""
+        __tracebackhide__ = True
+        if self.case.device == "meta":
+            return
+        given_names = ["input", *self.case.state_names("0")][: len(given)]
+        for what, value in zip(self.case.result_names(), returned, strict=True):
+            for name, source in zip(given_names, given, strict=True):
+                if _overlap(value, source):
+                    raise CheckFailure(
+                        f"{what} shares memory with {name}, but should be a new array (a "
+                        f"caller may reuse {name}) [{self.case.label()}]",
+                        category="aliased-output",
+                    )
+
+    def unpack(self, result: Any, dtypes: tuple[str, ...] | None = None) -> Outputs:
+        """Check the structure of ``result``: arrays of the case's dtype, or of one of
+        ``dtypes`` (autocast returns its own)."""
         __tracebackhide__ = True
         label = self.case.label()
         if not isinstance(result, tuple) or len(result) != 2:
@@ -207,6 +281,8 @@ class Candidate:
                     f"[{label}]",
                     category="wrong-type",
                 )
+            if dtypes is None:
+                check_dtype(value, self.case.dtype, what, label)
         return Outputs(output, tuple(states))
 
 
@@ -232,15 +308,15 @@ def quiet() -> Iterator[None]:
 
 
 def build(impl: Implementation, case: Case, inputs: Inputs | None = None) -> Candidate:
-    """The candidate built quietly, on ``inputs`` or else ``make_inputs(case)``."""
+    """The candidate built quietly, on ``inputs`` or else ``make_inputs(case, impl)``."""
     with quiet():
-        return Candidate(impl, case, make_inputs(case) if inputs is None else inputs)
+        return Candidate(impl, case, make_inputs(case, impl) if inputs is None else inputs)
 
 
 def build_with_gold(impl: Implementation, case: Case) -> tuple[Candidate, Outputs]:
     """The gold's outputs on the case's inputs, and the candidate built quietly on the same
     inputs (``candidate.inputs``)."""
-    inputs = make_inputs(case)
+    inputs = make_inputs(case, impl)
     expected = gold(case, inputs)
     return build(impl, case, inputs), expected
 
@@ -257,6 +333,104 @@ def run_quietly(candidate: Candidate) -> Outputs:
     __tracebackhide__ = True
     with quiet():
         return forward(candidate)
+
+
+def _copy(value: Any) -> Any:
+    return value.clone() if hasattr(value, "clone") else np.copy(value)
+
+
+def _same(value: Any, before: Any) -> bool:
+    """Bitwise equal (the canonical weights are finite)."""
+    if hasattr(value, "clone"):
+        import torch
+
+        return bool(torch.equal(value, before))
+    return bool(np.array_equal(value, before))
+
+
+def _storage(value: Any) -> Any:
+    """The torch tensor or NumPy array holding ``value``'s elements (PackedSequence: data)."""
+    data = getattr(value, "data", value) if type(value).__name__ == "PackedSequence" else value
+    return data if hasattr(data, "untyped_storage") or isinstance(data, np.ndarray) else None
+
+
+def _overlap(a: Any, b: Any) -> bool:
+    a, b = _storage(a), _storage(b)
+    if a is None or b is None or type(a) is not type(b):
+        return False
+    if isinstance(a, np.ndarray):
+        return bool(np.shares_memory(a, b))
+    if a.numel() == 0 or b.numel() == 0:
+        return False
+    return bool(a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr())
+
+
+def global_state() -> dict[str, Any]:
+    """What a candidate can change in the process, by name: torch's grad and anomaly modes, default dtype and device, deterministic algorithms, threads and float32
+    matmul precision, NumPy's error state, and every random generator's state."""
+    import torch
+
+    return {
+        "torch grad mode": torch.is_grad_enabled(),
+        "torch anomaly detection": torch.is_anomaly_enabled(),
+        "torch default dtype": torch.get_default_dtype(),
+        "torch default device": torch.get_default_device(),
+        "torch deterministic algorithms": (
+            torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled(),
+        ),
+        "torch threads": torch.get_num_threads(),
+        "torch float32 matmul precision": torch.get_float32_matmul_precision(),
+        "numpy error state": np.geterr(),
+        RNG: (torch.get_rng_state(), np.random.get_state(), random.getstate()),
+    }
+
+
+RNG = "random generator states"  # restored, never a fault: building a network draws from them
+
+
+def restore(before: dict[str, Any]) -> list[str]:
+    """Put back everything :func:`global_state` took; return what had changed, as
+    ``name: before -> now`` (random generators restored silently)."""
+    import torch
+
+    now = global_state()
+    changed = [
+        f"{name}: {before[name]} -> {now[name]}"
+        for name in before
+        if name != RNG and before[name] != now[name]
+    ]
+    setters: dict[str, Callable[[Any], Any]] = {
+        "torch grad mode": torch.set_grad_enabled,
+        "torch anomaly detection": torch.set_anomaly_enabled,
+        "torch default dtype": torch.set_default_dtype,
+        "torch default device": lambda d: torch.set_default_device(None if d.type == "cpu" else d),
+        "torch deterministic algorithms": lambda d: torch.use_deterministic_algorithms(
+            d[0], warn_only=d[1]
+        ),
+        "torch threads": torch.set_num_threads,
+        "torch float32 matmul precision": torch.set_float32_matmul_precision,
+        "numpy error state": lambda state: np.seterr(**state),
+    }
+    for name, setter in setters.items():
+        if before[name] != now[name]:
+            setter(before[name])
+    torch_rng, numpy_rng, python_rng = before[RNG]
+    torch.set_rng_state(torch_rng)
+    np.random.set_state(numpy_rng)
+    random.setstate(python_rng)
+    return changed
+
+
+@contextmanager
+def preserved_global_state() -> Iterator[None]:
+    """Whatever runs inside leaves :func:`global_state` and the warning filters as found."""
+    before = global_state()
+    try:
+        with warnings.catch_warnings():
+            yield
+    finally:
+        restore(before)
 
 
 def _array_type(torch_framework: bool) -> type:

@@ -14,12 +14,16 @@ from rnnspec.protocol import Capabilities, Implementation
 from rnnspec.registry import GROUP, Registered, discover
 
 FLAGS = (
+    ("unidirectional", "unidirectional"),
     ("bidirectional", "bidirectional"),
     ("no_bias", "bias=False"),
+    ("time_major", "time-major"),
     ("batch_first", "batch_first"),
     ("proj_size", "proj_size"),
     ("packed", "packed"),
+    ("batched", "batched"),
     ("unbatched", "unbatched"),
+    ("initial_state", "h0"),
     ("dropout", "dropout"),
     ("gradients", "gradients"),
 )
@@ -44,7 +48,7 @@ def add_command(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     entries = discover()
     print(render(entries), end="")
-    broken = any(entry.error is not None for entry in entries)
+    broken = any(entry.error is not None and entry.installed for entry in entries)
     return 1 if args.strict and broken else 0
 
 
@@ -52,12 +56,14 @@ def render(entries: list[Registered]) -> str:
     """The listing as text: one block per entry point, broken ones included."""
     if not entries:
         return f"no implementations registered (entry point group {GROUP})\n"
-    broken = sum(entry.error is not None for entry in entries)
+    broken = sum(entry.error is not None and entry.installed for entry in entries)
     header = f"{len(entries)} implementation(s) registered under {GROUP}"
     lines = [header + (f", {broken} BROKEN" if broken else ""), ""]
     for entry in entries:
         lines.append(f"{entry.name}  ({entry.target})")
-        if entry.implementation is None:
+        if not entry.installed:
+            lines.append(f"  {entry.error}")
+        elif entry.implementation is None:
             lines.append(f"  BROKEN     {entry.error}")
         else:
             lines.extend(f"  {line}" for line in _describe(entry.implementation))
@@ -75,6 +81,7 @@ def _describe(impl: Implementation) -> list[str]:
         ("cells", ", ".join(sorted(caps.cells)).replace("*", "* (every spec)")),
         ("layers", "any" if caps.max_layers is None else f"up to {caps.max_layers}"),
         ("dtypes", ", ".join(sorted(caps.dtypes))),
+        ("computes", "in the input's dtype" if caps.precision is None else caps.precision),
         ("devices", ", ".join(sorted(caps.devices))),
         ("supports", ", ".join(supported) or "-"),
         ("lacks", ", ".join(missing) or "-"),

@@ -18,13 +18,25 @@ import stat
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-from rnnspec import notation
+from rnnspec import codegen, notation
 from rnnspec.errors import CodegenError, Location, SpecError, SpecSemanticError, SpecSyntaxError
+from rnnspec.model import (
+    DIMENSIONS,
+    INPUT,
+    SPECS_DIR,
+    Cell,
+    Composition,
+    Equation,
+    Parameter,
+    Shape,
+    Spec,
+    State,
+    TorchEquivalent,
+)
 from rnnspec.notation import BinOp, Block, Call, Expr, Name, Neg, Number
 
 if sys.version_info >= (3, 11):
@@ -32,145 +44,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SPECS_DIR = Path(__file__).parent / "specs"
-DIMENSIONS = ("input", "hidden", "proj")
-INPUT = "x"
 MAX_SPEC_BYTES = 256 * 1024
 MAX_TEXT_LENGTH = 1000  # title, summary, symbol
-Shape = tuple[str, ...]
 # Names become identifiers of the generated code, kinds and variants also its files and
 # functions: ASCII only, so that no two spellings (NFKC) name the same variable, and no
 # leading underscore (no dunders).
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
-
-
-@dataclass(frozen=True)
-class Parameter:
-    """A learned tensor. Stacked parameters hold one block per name in ``blocks``."""
-
-    name: str
-    blocks: tuple[str, ...]
-    block_shape: Shape
-    bias: bool = False
-    optional: str | None = None
-    symbol: str = ""
-
-    @property
-    def stacked(self) -> bool:
-        return bool(self.blocks)
-
-    def shape(self, sizes: Mapping[str, int]) -> tuple[int, ...]:
-        dims = [sizes[dim] for dim in self.block_shape]
-        if self.stacked:
-            dims[0] *= len(self.blocks)
-        return tuple(dims)
-
-
-@dataclass(frozen=True)
-class State:
-    """A recurrent state variable; ``projection`` maps it to the stored (proj) size."""
-
-    name: str
-    size: str
-    projection: str | None = None
-
-    @property
-    def stored_size(self) -> str:
-        return "proj" if self.projection else self.size
-
-
-@dataclass(frozen=True)
-class Equation:
-    target: str
-    expr: Expr
-    source: str
-    location: Location
-    offsets: Mapping[Expr, int] = field(compare=False, hash=False, repr=False)
-
-
-@dataclass(frozen=True)
-class TorchEquivalent:
-    """The ``torch.nn`` module that computes this cell, if any."""
-
-    module: str
-    nonlinearity: str | None = None
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One fully resolved cell: a spec with one of its variants applied."""
-
-    kind: str
-    variant: str
-    is_base: bool
-    title: str
-    summary: str
-    gates: tuple[str, ...]
-    states: tuple[State, ...]
-    parameters: tuple[Parameter, ...]
-    equations: tuple[Equation, ...]
-    output: str
-    torch: TorchEquivalent | None
-    path: Path
-    digest: str
-
-    @property
-    def name(self) -> str:
-        return self.kind if self.is_base else f"{self.kind}:{self.variant}"
-
-    @property
-    def function_name(self) -> str:
-        return self.kind if self.is_base else f"{self.kind}_{self.variant}"
-
-    def state(self, name: str) -> State:
-        return next(state for state in self.states if state.name == name)
-
-    def parameter(self, name: str) -> Parameter:
-        return next(param for param in self.parameters if param.name == name)
-
-    def active_parameters(self, *, bias: bool, proj: bool) -> tuple[Parameter, ...]:
-        """The parameters a layer has for the given ``bias`` and ``proj_size > 0`` flags."""
-        return tuple(
-            param
-            for param in self.parameters
-            if (bias or not param.bias) and (param.optional != "proj" or proj)
-        )
-
-    @property
-    def supports_proj(self) -> bool:
-        return any(state.projection for state in self.states)
-
-
-@dataclass(frozen=True)
-class Spec:
-    """A spec file: a base cell and its named variants."""
-
-    kind: str
-    path: Path
-    digest: str
-    base_variant: str
-    cells: Mapping[str, Cell]
-
-    def cell(self, variant: str | None = None) -> Cell:
-        key = variant or self.base_variant
-        if key not in self.cells:
-            known = ", ".join(self.cells)
-            raise SpecSemanticError(f"spec {self.kind!r} has no variant {key!r} (known: {known})")
-        return self.cells[key]
-
-
-@dataclass(frozen=True)
-class Composition:
-    """How cells compose into networks, from ``specs/composition.toml``."""
-
-    path: Path
-    state_index: Expr
-    state_index_source: str
-    rules: Mapping[str, str]
-
-    def index(self, layer: int, direction: int, num_directions: int) -> int:
-        values = {"layer": layer, "direction": direction, "num_directions": num_directions}
-        return int(notation.evaluate(self.state_index, values))
 
 
 def shipped_spec_paths() -> list[Path]:
@@ -731,8 +610,6 @@ def _validate_names(cell: Cell, source: _Source) -> None:
 
 def _check_generates(loaded: Spec, source: _Source) -> None:
     """Generate the code of every backend now: a name it cannot use is refused at load."""
-    from rnnspec import codegen  # codegen builds on this module
-
     for cell in loaded.cells.values():
         for what, name in codegen.collisions(cell):
             where = next(

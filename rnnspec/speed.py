@@ -1,12 +1,15 @@
 """Speed: a candidate and PyTorch's own kernel timed on the same configs, interleaved.
 
-Each round times the candidate and the baseline (``torch.nn``) back to back, in alternating
-order, so that drifts of the machine (other processes, clock, caches) hit both alike; the
-report gives each one's median and spread and the per-round ratio candidate/baseline.
+Each round times the candidate and the baseline (``torch.nn``, or the generated reference
+for a cell torch.nn lacks) back to back, in alternating order, so that drifts of the machine
+(other processes, clock, caches) hit both alike. Rounds go on until the median of the
+per-round ratios candidate/baseline is known to a stated precision (its distribution-free
+confidence interval from order statistics) or the point's time budget is spent.
 The thread count is fixed and recorded; NumPy candidates run with one BLAS thread (an
 idle OpenBLAS pool spinning after a product halves torch's speed, FAILURE_MODES 31).
 FLOPs come from the spec (:mod:`rnnspec.flops`); the machine's matrix-product speed at
-the same shapes (``torch.mm``) is the limit each implementation is measured against.
+the same shapes (``torch.mm``, best of several timings, re-measured when it disagrees with
+earlier ones) is the limit each implementation is measured against.
 
 Usable without pytest: :func:`measure` returns a :class:`SpeedResult`;
 ``python -m rnnspec.speed --impl reference --cell lstm`` prints one.
@@ -18,6 +21,7 @@ import argparse
 import ctypes
 import functools
 import gc
+import math
 import statistics
 import time
 import warnings
@@ -29,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnspec import builtins, flops, registry
+from rnnspec import flops, implementations, registry
 from rnnspec.cases import Case
 from rnnspec.config import RNNConfig
 from rnnspec.harness import Candidate, Unsupported, make_inputs, no_grad, require
@@ -37,9 +41,32 @@ from rnnspec.protocol import Capabilities, Implementation
 from rnnspec.results import environment
 
 MODES = ("forward", "forward_backward")
-SCHEMA = "rnnspec-speed/1"
+SCHEMA = "rnnspec-speed/2"
 RECORD_KEY = "rnnspec_speed"
 """The key of a :class:`SpeedResult` in a pytest-benchmark entry's ``extra_info``."""
+LEFT_OUT_KEY = "rnnspec_speed_left_out"
+"""The key of the points not measured, with the reason, in the benchmark JSON."""
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a point is sampled: rounds of ``calls`` calls of each side, until the ratio's
+    confidence interval is narrow enough or the budget is spent.
+
+    A round's time for each side is the fastest of its ``calls`` calls (a call that the
+    scheduler interrupted only ever takes longer). Rounds go on until the median ratio's
+    ``confidence`` interval lies within ``half_width`` of it (relative: 0.05 is +-5%),
+    after at least ``min_rounds``; they stop unconverged after ``max_rounds`` or
+    ``budget_s`` seconds of rounds.
+    """
+
+    calls: int = 3
+    half_width: float = 0.05
+    confidence: float = 0.95
+    min_rounds: int = 20
+    max_rounds: int = 2000
+    budget_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -50,7 +77,7 @@ class Sweep:
     steps: tuple[int, ...]
     batches: tuple[int, ...]
     hiddens: tuple[int, ...]
-    rounds: int
+    precision: Precision
     warmup: int
 
     def points(self) -> list[tuple[int, int, int]]:
@@ -63,9 +90,14 @@ class Sweep:
 
 
 SWEEPS = {
-    "small": Sweep((8, 4, 16), (4, 16), (1, 16), (8, 32), rounds=5, warmup=1),
+    "small": Sweep((8, 4, 16), (4, 16), (1, 16), (8, 32), Precision(budget_s=5.0), warmup=3),
     "full": Sweep(
-        (100, 32, 256), (25, 50, 200, 400), (1, 8, 128), (64, 128, 512), rounds=20, warmup=3
+        (100, 32, 256),
+        (25, 50, 200, 400),
+        (1, 8, 128),
+        (64, 128, 512),
+        Precision(budget_s=30.0),
+        warmup=3,
     ),
 }
 
@@ -73,14 +105,9 @@ SWEEPS = {
 def cases(
     cells: Iterable[str], sweep: str = "small", dtype: str = "float32", device: str = "cpu"
 ) -> list[Case]:
-    """The sweep's points for every base cell (variants share their kind's kernels)."""
+    """The sweep's points for every cell, variants and user specs included."""
     points = SWEEPS[sweep].points()
-    return [
-        point_case(cell, point, dtype, device)
-        for cell in cells
-        if ":" not in cell
-        for point in points
-    ]
+    return [point_case(cell, point, dtype, device) for cell in cells for point in points]
 
 
 def point_case(
@@ -92,22 +119,43 @@ def point_case(
     return Case(config, steps, batch, dtype, device, given_state=False)
 
 
+def baseline_for(case: Case) -> tuple[Implementation, str | None]:
+    """``torch.nn`` where it runs the case, else the generated reference, with why."""
+    torch_nn = implementations.torch_nn()
+    if torch_nn.capabilities.unsupported(case.config, dtype=case.dtype, device=case.device):
+        return implementations.reference(), f"torch.nn has no {case.config.cell}"
+    return torch_nn, None
+
+
 # -- what runs --------------------------------------------------------------------------
 class Run:
-    """One implementation built for a case; calling it runs ``mode`` once, synchronized."""
+    """One implementation built for a case; calling it runs ``mode`` once, to completion.
 
-    def __init__(self, impl: Implementation, case: Case, mode: str) -> None:
+    Building the instance and the first call (where JIT compilers trace and compile and
+    runtimes create sessions) are timed apart from the steady state: ``build_s`` and
+    ``first_call_s``.
+    """
+
+    def __init__(
+        self, impl: Implementation, case: Case, mode: str, clock: Clock = time.perf_counter
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         require(impl, case, gradients=mode == "forward_backward")
         self.impl, self.case, self.mode = impl, case, mode
-        self.candidate = Candidate(impl, case, make_inputs(case))
+        start = clock()
+        self.candidate = Candidate(impl, case, make_inputs(case, impl))
+        self.build_s = clock() - start
         self.torch = self.candidate.torch
         self.x, self.hx = self.candidate.prepare()
         self.grad_output: Any = None
+        self.block = completion(impl.framework, self.candidate.device)
         with warnings.catch_warnings(record=True) as caught, no_grad(self.candidate):
             warnings.simplefilter("always")
+            start = clock()
             outputs = self.candidate.run(self.x, self.hx)
+            self.block((outputs.output, *outputs.states))
+            self.first_call_s = clock() - start
         self.warnings = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
         if mode == "forward_backward":
             import torch
@@ -123,26 +171,28 @@ class Run:
     def _step(self) -> Callable[[], None]:
         """The timed call, with framework, mode and device settled here, outside the timing."""
         call = functools.partial(self.impl.call, self.candidate.instance, self.x, self.hx)
+        block = self.block
         if not self.torch:
-            return call
+
+            def blocking() -> None:
+                block(call())
+
+            return blocking
         import torch
 
-        device, grad_output = self.candidate.device, self.grad_output
-        cuda = device.type == "cuda"
+        grad_output = self.grad_output
         if self.mode == "forward":
 
             def forward() -> None:
                 with torch.no_grad():
-                    call()
-                if cuda:
-                    torch.cuda.synchronize(device)
+                    block(call())
 
             return forward
 
         def forward_backward() -> None:
-            torch.autograd.backward(call()[0], grad_output)
-            if cuda:
-                torch.cuda.synchronize(device)
+            output = call()
+            torch.autograd.backward(output[0], grad_output)
+            block(output)
 
         return forward_backward
 
@@ -184,6 +234,30 @@ def _parameters(instance: Any) -> list[Any]:
     return list(parameters()) if callable(parameters) else []
 
 
+def completion(framework: str, device: Any) -> Callable[[Any], None]:
+    """What waits until a call's results exist: asynchronous frameworks return early.
+
+    torch on CUDA synchronizes the device; torch on the CPU is synchronous. Anything else
+    (JAX, Keras, ONNX Runtime, NumPy) has its outputs converted to NumPy arrays, which
+    waits for them (JAX's dispatch is asynchronous) and costs a copy at most.
+    """
+    if framework == "torch":
+        if device is not None and device.type == "cuda":
+            import torch
+
+            return lambda _: torch.cuda.synchronize(device)
+        return lambda _: None
+    return _to_numpy
+
+
+def _to_numpy(result: Any) -> None:
+    if isinstance(result, tuple | list):
+        for item in result:
+            _to_numpy(item)
+    elif result is not None:
+        np.asarray(result)
+
+
 def _backend_label(names: set[str], mkldnn_available: bool) -> str:
     if any("cudnn_rnn" in name for name in names):
         return "cuDNN"
@@ -200,31 +274,37 @@ def _backend_label(names: set[str], mkldnn_available: bool) -> str:
 
 
 # -- interleaved timing -----------------------------------------------------------------
-def _timed(run: Run) -> float:
-    """Seconds one call takes, with the garbage collector paused as ``timeit`` does."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        run()
-        return time.perf_counter() - start
-    finally:
-        if collecting:
-            gc.enable()
+class EnoughRounds(BaseException):
+    """Raised from pytest-benchmark's setup when the point has its precision or budget.
+
+    A BaseException, so that pytest-benchmark (which marks a benchmark that raised an
+    ``Exception`` as failed) keeps the rounds timed so far.
+    """
 
 
 @dataclass
 class Interleaved:
-    """Rounds of candidate and baseline, back to back, alternating which goes first.
+    """Rounds of candidate and baseline calls, back to back, alternating which goes first,
+    until :class:`Precision` says the ratio is known well enough.
 
-    The pieces fit ``benchmark.pedantic(target, setup=, teardown=)``: setup and teardown
-    time the baseline outside pytest-benchmark's timed region, target times the candidate.
+    A round is ``precision.calls`` pairs, e.g. baseline, candidate, candidate, baseline,
+    baseline, candidate; each side's round time is its fastest call. The pieces fit
+    ``benchmark.pedantic(target, setup=, teardown=)``: target times the round's last
+    candidate call, setup (which raises :class:`EnoughRounds` when done) and teardown the
+    calls before and after it, outside pytest-benchmark's timed region.
     """
 
     candidate: Run
     baseline: Run
+    precision: Precision = field(default_factory=Precision)
+    timer: Clock = time.perf_counter
+    clock: Clock = time.perf_counter
     candidate_times: list[float] = field(default_factory=list)
     baseline_times: list[float] = field(default_factory=list)
+    started: float | None = None
+    stopped: str | None = None
+    _round: dict[str, list[float]] = field(default_factory=dict)
+    _after: list[str] = field(default_factory=list)
 
     def warm_up(self, rounds: int) -> None:
         for _ in range(rounds):
@@ -233,24 +313,92 @@ class Interleaved:
             self.candidate()
             self.baseline()
 
+    def ratios(self) -> list[float]:
+        pairs = zip(self.candidate_times, self.baseline_times, strict=True)
+        return [candidate / baseline for candidate, baseline in pairs]
+
+    def stop_reason(self) -> str | None:
+        """``"precision"``, ``"max_rounds"``, ``"budget"``, or None to go on."""
+        if self.started is None:
+            self.started = self.clock()
+        rounds = len(self.baseline_times)
+        if rounds < self.precision.min_rounds:
+            return None
+        if within(self.ratios(), self.precision):
+            return "precision"
+        if rounds >= self.precision.max_rounds:
+            return "max_rounds"
+        if self.clock() - self.started >= self.precision.budget_s:
+            return "budget"
+        return None
+
+    def order(self) -> list[str]:
+        """The calls of the next round: pairs in alternating order, from round to round."""
+        rounds = len(self.baseline_times)
+        pairs = [("baseline", "candidate"), ("candidate", "baseline")]
+        return [side for j in range(self.precision.calls) for side in pairs[(rounds + j) % 2]]
+
     def setup(self) -> None:
-        self.candidate.reset()
-        self.baseline.reset()
-        if len(self.candidate_times) % 2 == 0:
-            self.baseline_times.append(_timed(self.baseline))
+        self.stopped = self.stop_reason()
+        if self.stopped is not None:
+            raise EnoughRounds(self.stopped)
+        calls = self.order()
+        last = len(calls) - 1 - calls[::-1].index("candidate")
+        self._round = {"candidate": [], "baseline": []}
+        self._after = calls[last + 1 :]
+        for side in calls[:last]:
+            self._time(side)
 
     def target(self) -> None:
-        self.candidate_times.append(_timed(self.candidate))
+        self._time("candidate")
 
     def teardown(self) -> None:
-        if len(self.candidate_times) % 2 == 0:
-            self.baseline_times.append(_timed(self.baseline))
+        for side in self._after:
+            self._time(side)
+        self.candidate_times.append(min(self._round["candidate"]))
+        self.baseline_times.append(min(self._round["baseline"]))
 
-    def run(self, rounds: int) -> None:
-        for _ in range(rounds):
-            self.setup()
-            self.target()
-            self.teardown()
+    def run(self) -> None:
+        """Rounds until :meth:`stop_reason` says enough."""
+        try:
+            while True:
+                self.setup()
+                self.target()
+                self.teardown()
+        except EnoughRounds:
+            pass
+
+    def _time(self, side: str) -> None:
+        """One call timed, with the garbage collector paused as ``timeit`` does."""
+        run = self.candidate if side == "candidate" else self.baseline
+        run.reset()
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            start = self.timer()
+            run()
+            self._round[side].append(self.timer() - start)
+        finally:
+            if collecting:
+                gc.enable()
+
+
+CLOCKS: dict[str, Clock] = {"wall": time.perf_counter, "cpu": time.process_time}
+CLOCK_NAMES = {
+    "wall": "wall time (time.perf_counter)",
+    "cpu": "this process's CPU time (time.process_time): time the scheduler gives to other "
+    "processes is not counted",
+}
+
+
+def choose_clock(name: str, threads: int, case: Case, *impls: Implementation) -> str:
+    """``"cpu"`` or ``"wall"``; ``"auto"`` is CPU time where it equals the time a call
+    takes on an idle machine: one torch thread, on the CPU, torch or NumPy on both sides
+    (other frameworks run pools of their own, whose threads would add up)."""
+    if name != "auto":
+        return name
+    own_thread = all(impl.framework in ("torch", "numpy") for impl in impls)
+    return "cpu" if threads == 1 and case.device == "cpu" and own_thread else "wall"
 
 
 def spread(values: Sequence[float]) -> dict[str, float]:
@@ -270,45 +418,175 @@ def spread(values: Sequence[float]) -> dict[str, float]:
     }
 
 
+def median_interval(values: Sequence[float], confidence: float) -> tuple[float, float] | None:
+    """A distribution-free ``confidence`` interval for the median: two order statistics.
+
+    ``[x_(k), x_(n+1-k)]`` with the largest k such that P(Binomial(n, 1/2) < k) is at most
+    (1 - confidence) / 2; None when ``values`` are too few for any k.
+    """
+    n = len(values)
+    tail = (1 - confidence) / 2
+    cumulative, k = 0.0, 0
+    for j in range(n // 2 + 1):
+        cumulative += math.exp(
+            math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) - n * math.log(2)
+        )
+        if cumulative > tail:
+            break
+        k = j + 1
+    if k == 0:
+        return None
+    ordered = sorted(values)
+    return ordered[k - 1], ordered[n - k]
+
+
+def within(ratios: Sequence[float], precision: Precision) -> bool:
+    """Whether the median ratio's confidence interval lies within the relative half-width."""
+    interval = median_interval(ratios, precision.confidence)
+    if interval is None:
+        return False
+    median = statistics.median(ratios)
+    low, high = interval
+    return low >= median * (1 - precision.half_width) and high <= median * (
+        1 + precision.half_width
+    )
+
+
+def ratio_stats(ratios: Sequence[float], precision: Precision, stopped: str) -> dict[str, Any]:
+    """The ratios' spread, the median's confidence interval and whether it converged."""
+    low, high = median_interval(ratios, precision.confidence) or (math.nan, math.nan)
+    return {
+        **spread(ratios),
+        "ci_low": low,
+        "ci_high": high,
+        "confidence": precision.confidence,
+        "half_width": precision.half_width,
+        "converged": stopped == "precision",
+        "stopped": stopped,
+    }
+
+
 # -- the matrix-product limit -----------------------------------------------------------
-_LIMIT_CACHE: dict[tuple[Any, ...], float] = {}
-
-
 def product_time(
     shape: tuple[int, int, int], count: int, dtype: str, device: str, repeats: int = 5
 ) -> float:
-    """Median seconds for ``count`` x ``torch.mm((rows, inner), (cols, inner).T)``."""
+    """Fastest of ``repeats`` timings of ``count`` x ``torch.mm((rows, inner), (inner, cols))``.
+
+    The fastest, not the median: a limit is what the machine can do, and a stall only ever
+    makes a timing longer. Timed in CPU time on one thread on the CPU, as the calls are
+    (:func:`choose_clock`).
+    """
     import torch
 
-    key = (shape, count, dtype, device, torch.get_num_threads())
-    if key in _LIMIT_CACHE:
-        return _LIMIT_CACHE[key]
     rows, inner, cols = shape
     kind = getattr(torch, dtype)
     generator = torch.Generator().manual_seed(0)
     a = torch.randn(rows, inner, generator=generator, dtype=kind).to(device)
     w = torch.randn(cols, inner, generator=generator, dtype=kind).to(device).t()
     synchronize = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    one_thread = torch.get_num_threads() == 1 and device == "cpu"
+    clock = CLOCKS["cpu" if one_thread else "wall"]
 
     def once() -> float:
-        start = time.perf_counter()
+        start = clock()
         for _ in range(count):
             torch.mm(a, w)
         synchronize()
-        return time.perf_counter() - start
+        return clock() - start
 
     once()
-    _LIMIT_CACHE[key] = statistics.median(once() for _ in range(repeats))
-    return _LIMIT_CACHE[key]
+    return min(once() for _ in range(repeats))
 
 
-def matmul_limit(case: Case, mode: str) -> dict[str, Any]:
-    """The time the case's matrix products alone take on this machine, and its GFLOP/s."""
-    found = []
+LIMIT_FACTOR = 3.0
+"""Matrix-product speeds further apart than this are inconsistent: a larger product is
+never this much slower per FLOP than a smaller one, nor one shape this much slower now than
+before. They are re-measured, and flagged when they stay so."""
+
+
+@dataclass
+class Limits:
+    """The matrix-product speed per shape for this process, checked against itself.
+
+    Each product is timed again at every point: a speed that disagrees by more than
+    :data:`LIMIT_FACTOR` with the same shape's earlier measurement, or that falls that far
+    below a smaller product's speed, is re-measured up to ``retries`` times. The limit kept
+    is the fastest seen; what is still inconsistent after that is flagged.
+    """
+
+    timer: Callable[[tuple[int, int, int], int, str, str], float] = product_time
+    retries: int = 2
+    best: dict[tuple[Any, ...], float] = field(default_factory=dict)
+
+    def seconds(
+        self, shape: tuple[int, int, int], count: int, dtype: str, device: str, threads: int
+    ) -> tuple[float, list[str]]:
+        """Seconds for ``count`` products of ``shape``, and what stayed inconsistent."""
+        key = (shape, count, dtype, device, threads)
+        previous = self.best.get(key)
+        fastest = math.inf
+        for _ in range(1 + self.retries):
+            fastest = min(fastest, self.timer(shape, count, dtype, device))
+            if not self._inconsistent(key, fastest, previous):
+                break
+        flags = self._inconsistent(key, fastest, previous)
+        self.best[key] = min(fastest, previous or math.inf)
+        return self.best[key], flags
+
+    def _inconsistent(
+        self, key: tuple[Any, ...], seconds: float, previous: float | None
+    ) -> list[str]:
+        shape, count, *setting = key
+        speed = _gflops(shape, count, seconds)
+        found = []
+        if previous is not None and not 1 / LIMIT_FACTOR <= seconds / previous <= LIMIT_FACTOR:
+            found.append(
+                f"torch.mm {_shape_text(shape)}: {speed:.3g} GFLOP/s, but "
+                f"{_gflops(shape, count, previous):.3g} GFLOP/s when measured before"
+            )
+        smaller = [
+            (_gflops(other, times, best), other)
+            for (other, times, *rest), best in self.best.items()
+            if rest == setting and math.prod(other) < math.prod(shape)
+        ]
+        if smaller:
+            fastest, other = max(smaller)
+            if speed * LIMIT_FACTOR < fastest:
+                found.append(
+                    f"torch.mm {_shape_text(shape)}: {speed:.3g} GFLOP/s, under 1/"
+                    f"{LIMIT_FACTOR:g} of the {fastest:.3g} GFLOP/s of the smaller "
+                    f"{_shape_text(other)}"
+                )
+        return found
+
+
+def _gflops(shape: tuple[int, int, int], count: int, seconds: float) -> float:
+    return 2 * math.prod(shape) * count / seconds / 1e9
+
+
+def _shape_text(shape: Sequence[int]) -> str:
+    rows, inner, cols = shape
+    return f"({rows}x{inner})@({inner}x{cols})"
+
+
+LIMITS = Limits()
+"""This process's matrix-product speeds, shared by every point measured in it."""
+
+
+def matmul_limit(
+    case: Case, mode: str, threads: int, limits: Limits | None = None
+) -> dict[str, Any]:
+    """The time the case's matrix products alone take on this machine, its GFLOP/s, and
+    what about those timings stayed inconsistent after re-measuring."""
+    limits = limits or LIMITS
+    found, flags = [], []
     total_time = 0.0
     for product in flops.products(case.config, case.steps, case.batch or 1):
-        seconds = product_time(product.shape, product.count, case.dtype, case.device)
+        seconds, problems = limits.seconds(
+            product.shape, product.count, case.dtype, case.device, threads
+        )
         total_time += seconds
+        flags += problems
         found.append(
             {
                 "what": product.what,
@@ -319,7 +597,12 @@ def matmul_limit(case: Case, mode: str) -> dict[str, Any]:
         )
     total_time *= flops.passes(mode)
     work = flops.flops(case.config, case.steps, case.batch or 1, mode)
-    return {"time_s": total_time, "gflops": work / total_time / 1e9, "products": found}
+    return {
+        "time_s": total_time,
+        "gflops": work / total_time / 1e9,
+        "products": found,
+        "flags": flags,
+    }
 
 
 # -- NumPy BLAS threads -----------------------------------------------------------------
@@ -375,6 +658,7 @@ class SpeedResult:
 
     implementation: str
     baseline_implementation: str
+    baseline_note: str | None
     cell: str
     mode: str
     steps: int
@@ -387,9 +671,10 @@ class SpeedResult:
     threads: int
     numpy_blas_threads: str | None
     flops: int
+    clock: str
     candidate: dict[str, Any]
     baseline: dict[str, Any]
-    ratio: dict[str, float]
+    ratio: dict[str, Any]
     limit: dict[str, Any]
     environment: dict[str, Any]
     label: str
@@ -399,14 +684,16 @@ class SpeedResult:
         return asdict(self)
 
     def summary(self) -> str:
-        """One line: medians, the ratio with its quartiles, the fractions of the limit."""
+        """One line: medians, the ratio with its interval, the fractions of the limit."""
         c, b, r = self.candidate, self.baseline, self.ratio
+        converged = "" if r["converged"] else f", NOT converged ({r['stopped']})"
         return (
             f"{self.label} {self.mode}: {self.implementation} {c['median'] * 1e3:.3g} ms "
             f"({c['fraction_of_limit']:.0%} of the matmul limit), {self.baseline_implementation} "
             f"{b['median'] * 1e3:.3g} ms ({b['fraction_of_limit']:.0%}); ratio "
-            f"{r['median']:.2f} [{r['q1']:.2f}, {r['q3']:.2f}] over {r['rounds']} rounds "
-            f"(fastest/fastest {c['min'] / b['min']:.2f}), {self.threads} threads"
+            f"{r['median']:.3f}, {r['confidence']:.0%} interval [{r['ci_low']:.3f}, "
+            f"{r['ci_high']:.3f}], quartiles [{r['q1']:.2f}, {r['q3']:.2f}] over "
+            f"{r['rounds']} rounds{converged}; {self.threads} threads"
         )
 
 
@@ -417,6 +704,8 @@ def _side(run: Run, times: list[float], work: int, limit_time: float) -> dict[st
         **stats,
         "gflops": work / stats["median"] / 1e9,
         "fraction_of_limit": limit_time / stats["median"],
+        "build_s": run.build_s,
+        "first_call_s": run.first_call_s,
         "backend": backend,
         "top_ops": ops,
         "warnings": run.warnings,
@@ -429,42 +718,58 @@ def measure(
     case: Case,
     mode: str,
     *,
-    rounds: int = 20,
+    precision: Precision | None = None,
     warmup: int = 3,
     threads: int | None = None,
     baseline: Implementation | None = None,
     benchmark: Any = None,
+    limits: Limits | None = None,
+    clock: str = "auto",
 ) -> SpeedResult:
-    """Time ``impl`` and the baseline (``torch.nn``) interleaved on ``case``.
+    """Time ``impl`` and the baseline interleaved on ``case`` until ``precision`` is met.
 
-    ``benchmark`` is pytest-benchmark's fixture: when given, it drives the rounds (so
-    ``--benchmark-json`` holds the candidate's timings) and gets the result in
-    ``extra_info["rnnspec_speed"]``. Raises :class:`Unsupported` when either cannot run it.
+    The baseline is ``torch.nn``, or the generated reference for a cell torch.nn lacks
+    (:func:`baseline_for`). ``benchmark`` is pytest-benchmark's fixture: when given and
+    enabled, it times the candidate's rounds (so ``--benchmark-json`` holds them) and gets
+    the result in ``extra_info["rnnspec_speed"]``. ``clock`` times the calls (see
+    :func:`choose_clock`). Raises :class:`Unsupported` when either cannot run the case.
     """
     import torch
 
-    baseline = baseline or builtins.torch_nn()
-    if baseline.capabilities.unsupported(case.config, dtype=case.dtype, device=case.device):
+    note = None
+    if baseline is None:
+        baseline, note = baseline_for(case)
+    elif baseline.capabilities.unsupported(case.config, dtype=case.dtype, device=case.device):
         raise Unsupported(f"no {baseline.name} baseline for {case.config.cell}")
+    precision = precision or Precision()
     previous = torch.get_num_threads()
     threads = threads or previous
     torch.set_num_threads(threads)
     numpy = impl.framework == "numpy"
+    clock = choose_clock(clock, threads, case, impl, baseline)
     try:
         with numpy_blas_threads(1) if numpy else nullcontext() as blas, warnings.catch_warnings():
-            interleaved = Interleaved(Run(impl, case, mode), Run(baseline, case, mode))
+            interleaved = Interleaved(
+                Run(impl, case, mode), Run(baseline, case, mode), precision, CLOCKS[clock]
+            )
             warnings.simplefilter("ignore")  # each Run kept its first call's warnings
             interleaved.warm_up(warmup)
-            if benchmark is None:
-                interleaved.run(rounds)
+            if benchmark is not None and benchmark.enabled:
+                try:
+                    benchmark.pedantic(
+                        interleaved.target,
+                        setup=interleaved.setup,
+                        teardown=interleaved.teardown,
+                        rounds=precision.max_rounds,
+                    )
+                except EnoughRounds:
+                    pass
+                interleaved.stopped = interleaved.stopped or interleaved.stop_reason()
             else:
-                benchmark.pedantic(
-                    interleaved.target,
-                    setup=interleaved.setup,
-                    teardown=interleaved.teardown,
-                    rounds=rounds,
-                )
-            result = _result(impl, baseline, case, mode, interleaved, threads, blas)
+                interleaved.run()
+            limit = matmul_limit(case, mode, threads, limits)
+            settings = {"threads": threads, "numpy_blas_threads": blas, "clock": CLOCK_NAMES[clock]}
+            result = _result(impl, baseline, note, case, mode, interleaved, limit, settings)
     finally:
         torch.set_num_threads(previous)
     if benchmark is not None:
@@ -475,19 +780,20 @@ def measure(
 def _result(
     impl: Implementation,
     baseline: Implementation,
+    note: str | None,
     case: Case,
     mode: str,
     interleaved: Interleaved,
-    threads: int,
-    blas: str | None,
+    limit: dict[str, Any],
+    settings: dict[str, Any],
 ) -> SpeedResult:
     config = case.config
-    pairs = list(zip(interleaved.candidate_times, interleaved.baseline_times, strict=False))
     work = flops.flops(config, case.steps, case.batch or 1, mode)
-    limit = matmul_limit(case, mode)
+    stopped = interleaved.stopped or "max_rounds"
     return SpeedResult(
         implementation=impl.name,
         baseline_implementation=baseline.name,
+        baseline_note=note,
         cell=config.cell,
         mode=mode,
         steps=case.steps,
@@ -497,16 +803,31 @@ def _result(
         num_layers=config.num_layers,
         dtype=case.dtype,
         device=case.device,
-        threads=threads,
-        numpy_blas_threads=blas,
         flops=work,
-        candidate=_side(interleaved.candidate, [c for c, _ in pairs], work, limit["time_s"]),
-        baseline=_side(interleaved.baseline, [b for _, b in pairs], work, limit["time_s"]),
-        ratio=spread([c / b for c, b in pairs]),
+        candidate=_side(interleaved.candidate, interleaved.candidate_times, work, limit["time_s"]),
+        baseline=_side(interleaved.baseline, interleaved.baseline_times, work, limit["time_s"]),
+        ratio=ratio_stats(interleaved.ratios(), interleaved.precision, stopped),
         limit=limit,
         environment=environment(),
         label=case.label(),
+        **settings,
     )
+
+
+@dataclass
+class LeftOut:
+    """Points the speed run did not measure, with the reason: a pytest plugin that adds
+    them to ``--benchmark-json`` (pytest-benchmark's ``pytest_benchmark_update_json``)."""
+
+    points: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, case: Case, mode: str, reason: str) -> None:
+        self.points.append(
+            {"cell": case.config.cell, "mode": mode, "label": case.label(), "reason": reason}
+        )
+
+    def pytest_benchmark_update_json(self, output_json: dict[str, Any]) -> None:
+        output_json[LEFT_OUT_KEY] = self.points
 
 
 # -- the NumPy reference as a candidate -------------------------------------------------
@@ -553,11 +874,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--mode", choices=MODES, action="append")
-    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument(
+        "--half-width",
+        type=float,
+        default=0.05,
+        help="stop when the ratio's 95%% interval is within this relative half-width",
+    )
+    parser.add_argument("--budget", type=float, default=30.0, help="seconds of rounds a point")
+    parser.add_argument("--calls", type=int, default=3, help="calls of each side a round")
+    parser.add_argument("--clock", choices=("auto", *CLOCKS), default="auto")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     args = parser.parse_args(argv)
     impl = numpy_reference() if args.impl == "numpy-reference" else registry.load(args.impl)
+    precision = Precision(calls=args.calls, half_width=args.half_width, budget_s=args.budget)
     point = (args.steps, args.batch, args.hidden)
     for cell in args.cell or ["elman", "gru", "lstm"]:
         case = point_case(cell, point, args.dtype, args.device)
@@ -567,9 +897,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     impl,
                     case,
                     mode,
-                    rounds=args.rounds,
+                    precision=precision,
                     warmup=args.warmup,
                     threads=args.threads,
+                    clock=args.clock,
                 )
             except Unsupported as reason:
                 print(f"{case.label()} {mode}: skipped, {reason}")

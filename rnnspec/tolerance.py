@@ -10,12 +10,20 @@ with T and not measurably with depth; the bound sits about 3x above that. A swap
 a missing bias or a missing nonlinearity moves outputs by 1e-2 or more. Comparisons follow
 ``torch.testing``: ``|got - expected| <= atol + rtol * |expected|``. Gradients sum over
 every step, so they get ``GRADIENT_FACTOR`` times the bound.
+
+:func:`for_case` is what the checks call: a case whose candidate computes in a lower
+precision than its dtype (``Capabilities.precision``, carried as ``Case.precision``) is
+judged at that precision's bound.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rnnspec.cases import Case
 
 EPS = {
     "float64": 2.220446049250313e-16,
@@ -47,3 +55,16 @@ def tolerance(dtype: str, steps: int, num_layers: int = 1, gradient: bool = Fals
     bound = max(EPS[dtype] * growth, FLOOR)
     result = Tolerance(bound, bound)
     return result.scaled(GRADIENT_FACTOR) if gradient else result
+
+
+def computes_in(case: Case) -> str:
+    """The precision the case is judged at: its dtype, or the candidate's declared
+    precision where that is coarser."""
+    if case.precision is None or EPS[case.precision] <= EPS[case.dtype]:
+        return case.dtype
+    return case.precision
+
+
+def for_case(case: Case, gradient: bool = False) -> Tolerance:
+    """The allowed error for one output (``gradient=True``: one gradient) of ``case``."""
+    return tolerance(computes_in(case), case.steps, case.config.num_layers, gradient)

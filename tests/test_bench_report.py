@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rnnspec import bench_report, builtins, cli, speed
+from rnnspec import bench_report, cli, implementations, speed
 from rnnspec.results import Result, Results
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -26,6 +26,8 @@ def _side(median: float, **extra: Any) -> dict[str, Any]:
         "rounds": 5,
         "gflops": 2.0,
         "fraction_of_limit": 0.5,
+        "build_s": 0.004,
+        "first_call_s": 0.25,
         "backend": "ATen operators (Python loop)",
         "top_ops": ["aten::addmm"],
         "warnings": [],
@@ -42,11 +44,21 @@ def record(
     candidate: dict[str, Any] | None = None,
     baseline: dict[str, Any] | None = None,
     blas: str | None = None,
+    quartiles: tuple[float, float] = (-0.1, 0.2),
+    converged: bool = True,
+    limit_gflops: float | None = None,
 ) -> dict[str, Any]:
     steps, batch, hidden = point
+    variant = ":" in cell
+    ratios = {"median": ratio, "q1": ratio + quartiles[0], "q3": ratio + quartiles[1]}
+    stopped = "precision" if converged else "budget"
+    product = {"what": "W @ h", "shape": [batch, hidden, 4 * hidden], "count": steps}
+    # every product at 2 * its FLOPs per call ** 0.1 GFLOP/s: consistent, larger is faster
+    product["gflops"] = limit_gflops or 2 * (batch * hidden * 4 * hidden) ** 0.1
     result = speed.SpeedResult(
         implementation="candidate-x",
-        baseline_implementation="torch",
+        baseline_implementation="reference" if variant else "torch",
+        baseline_note=f"torch.nn has no {cell}" if variant else None,
         cell=cell,
         mode=mode,
         steps=steps,
@@ -59,10 +71,22 @@ def record(
         threads=2,
         numpy_blas_threads=blas,
         flops=1000,
+        clock=speed.CLOCK_NAMES["cpu"],
         candidate=candidate or _side(0.003),
         baseline=baseline or _side(0.002, backend="oneDNN (mkldnn)"),
-        ratio={"median": ratio, "q1": ratio - 0.1, "q3": ratio + 0.2, "min": 1.0, "max": 2.0},
-        limit={"time_s": 0.001, "gflops": 4.0, "products": []},
+        ratio={
+            **ratios,
+            "min": 1.0,
+            "max": 2.0,
+            "rounds": 40,
+            "ci_low": ratio * 0.97,
+            "ci_high": ratio * 1.02,
+            "confidence": 0.95,
+            "half_width": 0.05,
+            "converged": converged,
+            "stopped": stopped,
+        },
+        limit={"time_s": 0.001, "gflops": 4.0, "products": [product], "flags": []},
         environment={"torch": "2.13.0+cpu", "numpy": "2.4", "python": "3.11", "mkldnn": True},
         label=f"{cell} T={steps}",
     )
@@ -81,12 +105,15 @@ def sweep_records(cells: tuple[str, ...] = ("lstm",)) -> list[dict[str, Any]]:
     ]
 
 
-def write_bench(path: Path, records: list[dict[str, Any]]) -> Path:
+def write_bench(
+    path: Path, records: list[dict[str, Any]], left_out: list[dict[str, str]] | None = None
+) -> Path:
     entries = [{"name": r["label"], "extra_info": {speed.RECORD_KEY: r}} for r in records]
     data = {
         "machine_info": {"cpu": {"brand_raw": "Test CPU", "count": 2}},
         "datetime": "2026-01-01T00:00:00",
         "benchmarks": [{"name": "unrelated", "extra_info": {}}, *entries],
+        speed.LEFT_OUT_KEY: left_out or [],
     }
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
@@ -114,7 +141,7 @@ def conformance_data() -> dict[str, Any]:
         ),
         Result("test_shapes.py::test_x[elman]", "shapes", "skipped", "bidirectional not supported"),
     ]
-    return results.as_dict(builtins.reference())
+    return results.as_dict(implementations.reference())
 
 
 @pytest.fixture
@@ -126,14 +153,21 @@ def test_markdown_records_what_ran_and_every_result(bench: Path) -> None:
     text = bench_report.markdown(bench_report.load_benchmarks(bench))
     assert text.startswith(bench_report.MARKER + "\n# rnnspec speed report: candidate-x\n")
     assert "- torch 2.13.0+cpu, NumPy 2.4, Python 3.11" in text
-    assert "- device: cpu (?); dtype: float32; torch threads: 2" in text
+    assert "- device: cpu (?); dtype: float32; torch threads: 2 (intra-op, oneDNN's" in text
     assert "- machine: Test CPU, 2 CPUs" in text
+    assert "- clock: this process's CPU time (time.process_time): time the scheduler" in text
     assert "baseline backends: lstm forward: oneDNN (mkldnn); lstm forward_backward:" in text
-    rows = [line for line in text.splitlines() if line.startswith("| lstm | forward | ")]
+    rows = [line for line in text.splitlines() if line.startswith("| lstm | forward | ")][:-1]
     assert len(rows) == len(SWEEP)
-    assert "| lstm | forward | 8 | 4 | 16 | float32 | cpu | 3 [2.7, 3.3] | 2 [1.8, 2.2] " in text
-    assert "| 1.00 [0.90, 1.20] | 2 (50%) | 2 (50%) | 4 |" in text
-    assert "## Warnings" not in text
+    assert (
+        "| lstm | forward | 8 | 4 | 16 | float32 | cpu | torch | 3 [2.7, 3.3] | 2 [1.8, 2.2] "
+        in (text)
+    )
+    assert "| 1.000 [0.970, 1.020] | [0.90, 1.20] | 40 | 2 (50%) | 2 (50%) | 4 |  |" in text
+    assert "## Flags\n\n- none: every figure passed its checks\n" in text
+    assert text.index("## Flags") < text.index("## What ran")
+    assert "## Warnings" not in text and "## Left out" not in text
+    assert "| lstm | forward | 4 | 250 | 3 | 4 | 250 | 2 |" in text  # first call, base point
 
 
 def test_warnings_name_slow_paths_and_measurement_problems() -> None:
@@ -144,15 +178,13 @@ def test_warnings_name_slow_paths_and_measurement_problems() -> None:
                 0.002, backend="ATen generic (aten::lstm, oneDNN available but not used)"
             )
         ),
-        record(blas="not limited (install threadpoolctl)", candidate=_side(0.003, rounds=1)),
+        record(blas="not limited (install threadpoolctl)"),
     ]
     assert bench_report.warnings_found(records) == [
         "candidate-x: non-contiguous weights (weight_hh_l0): each call may copy them",
         "candidate-x (lstm cpu): UserWarning: x",
         "torch (lstm forward): ATen generic (aten::lstm, oneDNN available but not used)",
         "NumPy BLAS threads not limited (install threadpoolctl): NumPy timings may slow torch down",
-        "fewer than 3 rounds (pytest-benchmark disabled, e.g. under xdist): the numbers are "
-        "single samples",
     ]
 
 
@@ -176,7 +208,8 @@ def test_html_is_self_contained_with_one_figure_per_cell(tmp_path: Path) -> None
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(images) == 2
     assert all(base64.b64decode(image).startswith(PNG_SIGNATURE) for image in images)
-    assert "<figcaption>gru float32 cpu, around T=8 B=4 H=16</figcaption>" in page
+    assert "<figcaption>gru float32 cpu, around T=8 B=4 H=16: time per call (medians" in page
+    assert page.count("<figcaption>") == 2
     assert "<h2>Conformance: reference</h2>" in page
     assert "output[0, 1, 2]=0.5, but should be 0.7 &lt;gru&gt;" in page
 
@@ -208,7 +241,7 @@ def test_write_refuses_files_it_did_not_write(bench: Path, tmp_path: Path) -> No
         ('{"benchmarks": [{"extra_info": {}}]}', "no rnnspec speed results"),
         (
             '{"benchmarks": [{"extra_info": {"rnnspec_speed": {"schema": "v0"}}}]}',
-            r"speed results of format \['v0'\], not rnnspec-speed/1",
+            rf"speed results of format \['v0'\], not {speed.SCHEMA}",
         ),
     ],
 )
@@ -236,3 +269,97 @@ def test_command_line(bench: Path, tmp_path: Path, capsys: pytest.CaptureFixture
     assert cli.main([*argv, "--force"]) == 0
     assert cli.main(["report", str(tmp_path / "missing.json")]) == 2
     assert "cannot read the benchmark file" in capsys.readouterr().err
+
+
+def test_a_disturbed_limit_is_flagged_on_the_first_screen(tmp_path: Path) -> None:
+    """The figures of the issue: a torch.mm limit of 0.0047 GFLOP/s among 2-15 elsewhere,
+    so fractions of 9846% and 20536%."""
+    records = sweep_records()
+    disturbed = next(r for r in records if (r["steps"], r["mode"]) == (16, "forward"))
+    disturbed["limit"]["products"][0]["gflops"] = 0.0047
+    disturbed["candidate"]["fraction_of_limit"] = 98.46
+    disturbed["baseline"]["fraction_of_limit"] = 205.36
+    bench = bench_report.load_benchmarks(write_bench(tmp_path / "bench.json", records))
+    text = bench_report.markdown(bench)
+    first_screen = text[: text.index("## What ran")]
+    assert (
+        "- limit: lstm forward T=16 B=4 H=16: torch.mm (4x16)@(16x64) at 0.0047 GFLOP/s, under "
+        "1/3 of the " in first_screen
+    )
+    assert (
+        "- implausible: lstm forward T=16 B=4 H=16: candidate-x at 9846% of the matmul limit, "
+        "above 1.5x the baseline's best (50%)" in first_screen
+    )
+    page = bench_report.render_html(bench)
+    assert "<h2>Flags (2)</h2>" in page
+    assert page.index("0.0047 GFLOP/s") < page.index("<h2>What ran</h2>")
+    row = next(
+        line for line in text.splitlines() if "| 16 | 4 | 16 |" in line and "| forward" in line
+    )
+    assert row.endswith("| limit, implausible |")
+
+
+def test_noisy_unconverged_and_remeasured_points_are_flagged() -> None:
+    records = [
+        record(point=(8, 4, 16)),
+        record(point=(4, 4, 16), quartiles=(-0.5, 0.5)),
+        record(point=(16, 4, 16), converged=False),
+        record(point=(8, 1, 16)),
+    ]
+    records[3]["limit"]["flags"] = ["torch.mm (1x16)@(16x64): 0.1 GFLOP/s, but 1 before"]
+    assert [(flag.kind, flag.record) for flag in bench_report.flags(records)] == [
+        ("noisy", 1),
+        ("not converged", 2),
+        ("limit", 3),
+    ]
+    assert bench_report.flag_lines(bench_report.flags(records)) == [
+        "limit: lstm forward T=8 B=1 H=16: torch.mm (1x16)@(16x64): 0.1 GFLOP/s, but 1 before",
+        "not converged: lstm forward T=16 B=4 H=16: ratio 1.500, 95% interval [1.455, 1.530] "
+        "not within +-5% after 40 rounds (budget)",
+        "noisy: lstm forward T=4 B=4 H=16: ratio quartiles [1.00, 2.00], more than 1.5x apart",
+    ]
+
+
+def test_left_out_cells_and_substituted_baselines_are_said(tmp_path: Path) -> None:
+    left_out = [
+        {"cell": "gru:reset_before", "mode": mode, "label": "x", "reason": "cell not supported"}
+        for mode in speed.MODES
+    ]
+    records = [record(), record(cell="lstm:peephole")]
+    bench = bench_report.load_benchmarks(write_bench(tmp_path / "b.json", records, left_out))
+    text = bench_report.markdown(bench)
+    assert (
+        "## Left out\n\n- gru:reset_before (forward, forward+backward): cell not supported\n"
+        in (text)
+    )
+    assert "- baseline for lstm:peephole: reference (torch.nn has no lstm:peephole)" in text
+    assert "| lstm:peephole | forward | 8 | 4 | 16 | float32 | cpu | reference |" in text
+
+
+def test_plots_clip_the_fraction_axis_and_draw_doubtful_points_hollow() -> None:
+    from matplotlib.figure import Figure
+
+    points = [{**record(point=(t, 4, 16)), "doubtful": t == 16} for t in (4, 8, 16)]
+    points[0]["candidate"]["fraction_of_limit"] = 98.46
+    axes = Figure().subplots(3, 1)
+    bench_report._plot_mode(axes, points, "steps", "forward", "-")
+    assert [text.get_text() for text in axes[2].texts] == ["9846%"]
+    assert max(line.get_ydata().max() for line in axes[2].get_lines()) == bench_report.FRACTION_CLIP
+    markers = [line for line in axes[1].get_lines() if line.get_marker() == "o"]
+    assert [line.get_markerfacecolor() == "white" for line in markers] == [False, False, True]
+
+
+def test_against_an_earlier_run_says_how_far_each_ratio_moved(tmp_path: Path) -> None:
+    earlier = write_bench(tmp_path / "a.json", sweep_records())
+    moved = sweep_records()
+    moved[2]["ratio"]["median"] *= 1.08  # lstm forward T=16 B=4 H=16: 1.2 -> 1.296
+    moved[3]["ratio"]["median"] *= 0.97
+    later = write_bench(tmp_path / "b.json", moved[:-1])
+    markdown_path, _ = bench_report.write(later, tmp_path / "out", against=earlier)
+    text = markdown_path.read_text(encoding="utf-8")
+    assert (
+        f"12 of 13 points within +-5% of the ratio measured in {earlier}; largest difference "
+        "+8.0% (lstm forward T=16 B=4 H=16)" in text
+    )
+    assert "| lstm forward T=16 B=4 H=16 | 1.200 | 1.296 | +8.0% | no |" in text
+    assert "| lstm forward T=8 B=1 H=16 | 1.300 | 1.261 | -3.0% | yes |" in text

@@ -15,13 +15,13 @@ import torch
 
 import conformance
 from rnnspec import cli, diagnosis, harness
-from rnnspec.builtins import torch_nn
 from rnnspec.cases import Case
 from rnnspec.checks import gradients, ignore, parity, robustness
 from rnnspec.compare import CheckFailure
 from rnnspec.config import RNNConfig
 from rnnspec.diagnosis import failures
 from rnnspec.harness import make_inputs
+from rnnspec.implementations import torch_nn
 from rnnspec.protocol import (
     Capabilities,
     Implementation,

@@ -8,8 +8,10 @@ import pytest
 import torch
 
 import conformance
-from rnnspec import cli, registry
+from rnnspec import cli, registry, speed
 from rnnspec.errors import ImplementationError
+from rnnspec.results import GENERATOR, Results
+from tests.test_bench_report import record
 
 pytest_plugins = ["pytester"]
 SUITE = str(Path(conformance.__file__).resolve().parent)
@@ -109,3 +111,99 @@ def test_the_suite_gives_torch_its_threads_and_gc_back(pytester: pytest.Pytester
         assert gc.get_freeze_count() == 0
     finally:
         torch.set_num_threads(before)
+
+
+def _bench(records: list) -> str:
+    entries = [{"name": "x", "extra_info": {speed.RECORD_KEY: r}} for r in records]
+    return json.dumps({"benchmarks": entries})
+
+
+def _with(**changes: object) -> dict:
+    good = record()
+    for dotted, value in changes.items():
+        *parents, key = dotted.split("__")
+        target = good
+        for parent in parents:
+            target = target[parent]
+        if value is None:
+            del target[key]
+        else:
+            target[key] = value
+    return good
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("{", "not JSON (Expecting property name"),
+        (b"\xff\xfe\x00", "not JSON (not UTF-8 text)"),
+        ("[1, 2]", "not a pytest-benchmark JSON file (no 'benchmarks' list)"),
+        ('{"benchmarks": {"a": 1}}', "not a pytest-benchmark JSON file (no 'benchmarks' list)"),
+        ('{"benchmarks": [5, "x"]}', "no rnnspec speed results"),
+        (_bench([5]), "speed results of format ['None']"),
+        (_bench([_with(cell=None)]), "speed result 0: missing 'cell'"),
+        (_bench([_with(steps="6")]), "speed result 0: 'steps' is str '6', expected int"),
+        (
+            _bench([_with(candidate__median="fast")]),
+            "speed result 0: 'candidate.median' is str 'fast', expected int/float",
+        ),
+        (_bench([_with(ratio=[1.0])]), "speed result 0: 'ratio' is list, not an object"),
+        ("[" * 100_000 + "]" * 100_000, "not JSON (maximum recursion depth exceeded"),
+        (None, "it is a directory"),
+    ],
+    ids=[
+        "not-json",
+        "not-utf8",
+        "a-list",
+        "benchmarks-not-a-list",
+        "entries-not-objects",
+        "record-not-an-object",
+        "missing-key",
+        "wrong-type",
+        "nested-wrong-type",
+        "nested-not-an-object",
+        "deep-nesting",
+        "a-directory",
+    ],
+)
+def test_report_names_what_is_wrong_with_its_input_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | bytes | None, expected: str
+) -> None:
+    source = tmp_path / "bench.json"
+    if content is None:
+        source.mkdir()
+    elif isinstance(content, bytes):
+        source.write_bytes(content)
+    else:
+        source.write_text(content, encoding="utf-8")
+    assert cli.main(["report", str(source), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("rnnspec: error: ") and error.count("\n") == 1, error
+    assert expected in error
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"summary": {}, "results": []}, "not a conformance report (written by"),
+        ({"generator": GENERATOR, "results": []}, "missing implementation"),
+        ("conformance", "results is str, not as rnnspec writes it"),
+        ("result", "results[0] is int, not an object"),
+    ],
+)
+def test_report_checks_the_conformance_report_it_includes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: object, expected: str
+) -> None:
+    valid = Results().as_dict(None)
+    if data == "conformance":
+        data = {**valid, "results": "all passed"}
+    elif data == "result":
+        data = {**valid, "results": [1]}
+    bench = tmp_path / "bench.json"
+    bench.write_text(_bench([record()]), encoding="utf-8")
+    (tmp_path / "c.json").write_text(json.dumps(data), encoding="utf-8")
+    argv = ["report", str(bench), "--conformance", str(tmp_path / "c.json"), "--out", "x"]
+    assert cli.main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and expected in error, error

@@ -22,13 +22,13 @@ from rnnspec.registry import Registered
 pytest_plugins = ["pytester"]
 
 SUITE = str(Path(conformance.__file__).resolve().parent)
-# One case per cell torch.nn declares (two for the LSTM: with and without proj_size), and the
-# one representative case of each cell it does not declare: torch.nn runs 5, skips 3.
+# One float64 case per cell torch.nn declares (two for the LSTM: with and without proj_size), and
+# the one representative case of each cell it does not declare: torch.nn runs 5, skips 3.
 FEW = (
     "-m",
     "parity",
     "-k",
-    "((layers2 and bidirectional and batch_first and not no-bias and not hxNone) "
+    "((layers2 and bidirectional and batch_first and not no-bias and not hxNone and float64) "
     "or peephole or coupled or reset_before) and not square and not large",
 )
 QUIET = ("-p", "no:cacheprovider")
@@ -59,7 +59,8 @@ FAULTY_CASES = (
     "-m",
     "parity",
     "-k",
-    "lstm- and not no-bias and not batch_first and not hxNone and not square and not large",
+    "lstm- and not no-bias and not batch_first and not hxNone and float64 and not square "
+    "and not large",
 )
 
 
@@ -236,7 +237,7 @@ def test_list_shows_broken_entry_points_and_the_others(
     assert output[broken:].splitlines()[1] == (
         "  BROKEN     ModuleNotFoundError: No module named 'no_such_module_xyz'"
     )
-    torch_block = output[output.index("torch  (rnnspec.builtins:torch_nn)") :].splitlines()
+    torch_block = output[output.index("torch  (rnnspec.implementations:torch_nn)") :].splitlines()
     assert "  cells      elman, elman:relu, gru, lstm" in torch_block
     assert main(["list", "--strict"]) == 1
 
@@ -263,9 +264,10 @@ def test_list_describes_capabilities() -> None:
         "  cells      gru",
         "  layers     any",
         "  dtypes     float32",
+        "  computes   in the input's dtype",
         "  devices    cpu, cuda, meta",
-        "  supports   bidirectional, bias=False, batch_first, proj_size, unbatched, dropout, "
-        "gradients",
+        "  supports   unidirectional, bidirectional, bias=False, time-major, batch_first, "
+        "proj_size, batched, unbatched, h0, dropout, gradients",
         "  lacks      packed",
     ]
 
@@ -275,3 +277,60 @@ def test_run_takes_a_name_or_an_implementation_object() -> None:
     gru = Implementation.from_module(torch.nn.GRU, name="torch-gru", cells={"gru"})
     assert conformance.run(gru, *FEW, "-q") == pytest.ExitCode.OK
     assert conformance.run("nonesuch", *FEW, "-q") == pytest.ExitCode.USAGE_ERROR
+
+
+UNRELATED = {
+    "conftest": """
+import sys
+
+
+def pytest_configure(config):
+    for name in ("speed", "device", "dtype"):
+        config.addinivalue_line("markers", f"{name}: this project's own marker")
+
+
+def pytest_sessionfinish(session):
+    modules = ("torch", "rnnspec.harness", "rnnspec.results", "rnnspec.spec")
+    heavy = sorted(name for name in modules if name in sys.modules)
+    print(f"\\nheavy modules: {heavy}")
+""",
+    "test_theirs": """
+import pytest
+
+
+@pytest.mark.speed
+def test_fast_enough():
+    pass
+
+
+@pytest.mark.device
+def test_on_device():
+    pass
+
+
+@pytest.mark.dtype
+@pytest.mark.parametrize("dtype", ["f32", "f64"])
+def test_dtype(dtype):
+    pass
+
+
+def test_plain():
+    pass
+""",
+}
+
+
+def test_the_plugin_changes_nothing_in_an_unrelated_project(pytester: pytest.Pytester) -> None:
+    """Installed rnnspec's plugin loads into every pytest run: without --impl it deselects
+    nothing, counts nothing, and imports none of rnnspec's heavy modules."""
+    pytester.makepyfile(**UNRELATED)
+    with_plugin = pytester.runpytest_subprocess("-s", "-m", "speed or device or dtype or not speed")
+    without = pytester.runpytest_subprocess("-s", "-p", "no:rnnspec")
+    for result in (with_plugin, without):
+        assert result.ret == pytest.ExitCode.OK
+        assert outcomes(result) == (5, 0, 0)
+    assert "rnnspec" not in with_plugin.stdout.str().replace("plugins: rnnspec-", "")
+    assert "deselected" not in with_plugin.stdout.str()
+    with_plugin.stdout.fnmatch_lines(["heavy modules: []"])
+    plain = pytester.runpytest_subprocess("-s")
+    assert outcomes(plain) == (5, 0, 0) and "deselected" not in plain.stdout.str()

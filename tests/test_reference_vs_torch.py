@@ -19,7 +19,7 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from reference import gold, nn
-from rnnspec import harness
+from rnnspec import harness, torch_equivalents
 from rnnspec.cases import Case
 from rnnspec.compare import CheckFailure, compare
 from rnnspec.config import RNNConfig
@@ -118,7 +118,7 @@ def check_against_torch(case: Case, tamper: Callable[[nn.RNN], None] | None = No
     """Forward and every gradient, with random upstream gradients on each output."""
     __tracebackhide__ = True
     inputs = make_inputs(case)
-    module = nn.torch_module(case.config, dtype=torch.float64)
+    module = torch_equivalents.module(case.config, dtype=torch.float64)
     assert [name for name, _ in module.named_parameters()] == list(inputs.weights)
     load(module, inputs.weights)
     reference = nn.from_torch(module)
@@ -309,7 +309,7 @@ def test_variant_gradcheck(cell: str) -> None:
 @pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
 def test_an_empty_batch_gives_empty_results_like_torch_nn(cell: str) -> None:
     config = RNNConfig(cell=cell, input_size=5, hidden_size=7, num_layers=2, bidirectional=True)
-    expected = nn.torch_module(config)
+    expected = torch_equivalents.module(config)
     got = nn.from_torch(expected)
     x = torch.zeros(4, 0, 5)
     with torch.no_grad():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from reference.gold import forward
-from reference.nn import torch_module
+from rnnspec import torch_equivalents
 from rnnspec.compare import to_numpy
 from rnnspec.config import RNNConfig
 from rnnspec.tolerance import tolerance
@@ -23,7 +23,7 @@ def _torch_error(cell: str, dtype: str, steps: int, layers: int, permute: bool =
     x, hx = random_input(config, steps, 3, seed=3), random_state(config, 3, seed=3)
     expected, _ = forward(config, weights, x, hx)
     torch_dtype = getattr(torch, dtype)
-    module = torch_module(config, dtype=torch_dtype)
+    module = torch_equivalents.module(config, dtype=torch_dtype)
     with torch.no_grad():
         for name, param in module.named_parameters():
             value = torch.as_tensor(weights[name])

@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnspec.builtins import reference, torch_nn
 from rnnspec.cases import make_case
 from rnnspec.checks import gradients, ignore, transforms
 from rnnspec.compare import CheckFailure, to_numpy
 from rnnspec.harness import Candidate, Unsupported, gold, make_inputs
+from rnnspec.implementations import reference, torch_nn
 from rnnspec.protocol import ALL_TRANSFORMS, Capabilities
+from rnnspec.results import category_of
 
 ROOT = Path(__file__).resolve().parents[1]
 STEP = 1e-6  # central differences in float64: error ~ STEP**2, rounding ~ eps / STEP
@@ -95,10 +96,13 @@ def test_an_undeclared_transform_is_skipped_with_the_reason() -> None:
         transforms.check_vmap(builtin, case, ignore)
     assert "vmap" not in builtin.capabilities.as_dict()["transforms"]
     assert Capabilities().transforms == ALL_TRANSFORMS
+    with pytest.raises(ValueError, match="transforms must be a subset"):
+        Capabilities(transforms={"jit"})
 
 
 def test_slow_checks_run_only_when_m_selects_them() -> None:
-    """Without -m, compile and the large sizes are deselected; -m transforms selects them."""
+    """Without -m, or with one that does not name slow, compile and the large sizes are
+    deselected; -m naming slow selects them."""
 
     def collected(*options: str) -> str:
         command = [sys.executable, "-m", "pytest", "conformance", "--impl", "torch"]
@@ -108,5 +112,17 @@ def test_slow_checks_run_only_when_m_selects_them() -> None:
     default = collected()
     assert "test_functional_call[" in default
     assert "test_compile[" not in default and "test_forward_large[" not in default
-    selected = collected("-m", "transforms")
-    assert "test_compile[" in selected and "test_onnx[" in selected
+    category = collected("-m", "transforms")
+    assert "test_vmap[" in category and "test_compile[" not in category
+    selected = collected("-m", "transforms and (slow or not slow)")
+    assert "test_compile[" in selected and "test_onnx[" in selected and "test_vmap[" in selected
+    assert "test_forward_large[" not in collected("-m", "parity")
+    assert "test_compile[" in collected("-m", "slow")
+
+
+def test_a_checks_module_names_its_category_before_the_directories_above_it() -> None:
+    """pytest's keywords hold the checkout's directory name: one named like a category
+    (a worktree "shapes") must not take another category's checks."""
+    keywords = {"shapes": 1, "conformance": 1, "transforms": 1, "test_compile": 1}
+    assert category_of("conformance/test_transforms.py::test_compile[x]", keywords) == "transforms"
+    assert category_of("tests/test_user.py::test_x", {"gradients": 1}) == "gradients"

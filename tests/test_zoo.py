@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from rnnspec import diagnosis
-from rnnspec.builtins import reference, torch_nn
 from rnnspec.cases import Case
 from rnnspec.checks import ignore
 from rnnspec.compare import CheckFailure
 from rnnspec.diagnosis.verdict import COMPUTES_IN
 from rnnspec.harness import Unsupported
+from rnnspec.implementations import reference, torch_nn
 from rnnspec.protocol import Implementation
 from rnnspec.tolerance import EPS
 from tests.zoo import CATEGORIES, ZOO

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnspec.cases import Case, make_case
+from rnnspec.cases import Case, make_case, needs
 from rnnspec.checks import Record
 from rnnspec.checks.dtype import check_dtypes
 from rnnspec.checks.parity import compare_outputs
@@ -59,7 +59,8 @@ def _case(
 
 
 def meta_cases(cells: Iterable[str]) -> list[Case]:
-    """With and without h0, stacked bidirectional, batch_first, unbatched, projections."""
+    """With and without h0, stacked bidirectional, batch_first, unbatched, projections, and
+    stacked batch_first without h0 (the seeds' ``torch.zeros(layers, x.size(0), H)``)."""
     found = []
     for cell in cells:
         found += [
@@ -68,6 +69,9 @@ def meta_cases(cells: Iterable[str]) -> list[Case]:
             _case(cell, "meta", "float32", 2, True, steps=META_STEPS, given_state=False),
             _case(cell, "meta", "bfloat16", steps=META_STEPS, batch_first=True),
             _case(cell, "meta", "float16", steps=META_STEPS, batch=None, given_state=False),
+            _case(
+                cell, "meta", "float32", 2, steps=META_STEPS, batch_first=True, given_state=False
+            ),
         ]
         if supports_proj(cell):
             found.append(_case(cell, "meta", "float32", 2, True, steps=META_STEPS, proj_size=PROJ))
@@ -98,6 +102,7 @@ def cuda_cases(cells: Iterable[str]) -> list[Case]:
     return found
 
 
+@needs("initial_state")
 def mixed_cases(cells: Iterable[str]) -> list[Case]:
     """Input on the CPU with state on meta (one and two bidirectional batch_first layers),
     and input on CUDA with state on the CPU."""
@@ -164,6 +169,8 @@ def check_meta(impl: Implementation, case: Case, record: Record) -> None:
     try:
         with no_grad(candidate), quiet():
             result = impl.call(candidate.instance, candidate.pack(x), hx)
+    except Unsupported:
+        raise
     except Exception as error:
         raise CheckFailure(
             f"{impl.name}: forward on meta raised {type(error).__name__}: {error} — {HINT} "
@@ -176,18 +183,21 @@ def check_meta(impl: Implementation, case: Case, record: Record) -> None:
 
 @diagnosed
 def check_zero_state(impl: Implementation, case: Case, record: Record) -> None:
-    """hx=None starts from zeros in the input's dtype and device: the gold, and the same
-    as a run with explicit zero states."""
+    """hx=None starts from zeros in the input's dtype and device: the gold, and (for a
+    candidate that takes h0) the same as a run with explicit zero states."""
     __tracebackhide__ = True
     require(impl, case)
     candidate, expected = build_with_gold(impl, case)
-    shapes = case.config.state_shapes(case.config.resolve(), case.batch)
     with no_grad(candidate), quiet():
         got = candidate.run(candidate.prepare()[0], None)
-        zeros = tuple(candidate.tensor(np.zeros(shape)) for shape in shapes)
-        explicit = candidate.run(candidate.prepare()[0], as_hx(zeros))
     check_placement(got, expected, case)
     compare_outputs(got, expected, case, record)
+    if not impl.capabilities.initial_state:
+        return
+    shapes = case.config.state_shapes(case.config.resolve(), case.batch)
+    with no_grad(candidate), quiet():
+        zeros = tuple(candidate.tensor(np.zeros(shape)) for shape in shapes)
+        explicit = candidate.run(candidate.prepare()[0], as_hx(zeros))
     label = f"{case.label()} vs explicit zero hx"
     compare_outputs(got, explicit, case, record, label, suffix=" with hx=None")
 
@@ -209,7 +219,7 @@ def check_mixed_devices(impl: Implementation, case: Case, record: Record) -> Non
     """State on another device than the input (all of it, or only c0) raises."""
     __tracebackhide__ = True
     other = "cpu" if case.device == "cuda" else "meta"
-    require(impl, case)
+    require(impl, case, initial_state=True)
     require(impl, case.replace(device=other))
     if "cuda" in (case.device, other):
         _require_cuda()

@@ -1,7 +1,7 @@
 """Dtype: output and states keep the input's dtype, and each dtype meets its tolerance.
 
 Every case runs in float64, float32, bfloat16 and float16 (each skipped unless declared)
-and is judged against the float64 gold with ``tolerance(dtype, T, layers)``. Cases without
+and is judged against the float64 gold with ``tolerance.for_case(case)``. Cases without
 h0 catch a zero state created in a hard-coded dtype (FAILURE_MODES #24): float32 zeros
 in a float64 network either raise or cost float64 its precision.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from rnnspec.cases import Case, make_case
+from rnnspec import compare
+from rnnspec.cases import Case, make_case, needs, unsupported
 from rnnspec.checks import Record
 from rnnspec.checks.parity import compare_outputs
-from rnnspec.compare import CheckFailure
 from rnnspec.diagnosis import diagnosed
 from rnnspec.harness import (
     Outputs,
@@ -43,6 +43,7 @@ def _case(
     return make_case(cell, layers, bidirectional, dtype=dtype, **SIZES, **given)
 
 
+@needs("dtype")
 def cases(cells: Iterable[str]) -> list[Case]:
     """Per cell and dtype: one layer with and without h0, two bidirectional batch_first
     layers, packed unsorted lengths without h0, and projections where the cell has them."""
@@ -61,22 +62,11 @@ def cases(cells: Iterable[str]) -> list[Case]:
     return found
 
 
-def dtype_name(value: Any) -> str:
-    """``float32`` for ``torch.float32`` and ``np.float32`` alike."""
-    return str(value.dtype).removeprefix("torch.")
-
-
 def check_dtypes(got: Outputs, case: Case) -> None:
     """Output and every final state have the case's (the input's) dtype."""
     __tracebackhide__ = True
     for name, value in zip(case.result_names(), (got.output, *got.states), strict=True):
-        found = dtype_name(value)
-        if found != case.dtype:
-            raise CheckFailure(
-                f"{name} has dtype {found}, but should have {case.dtype} (the input's dtype) "
-                f"[{case.label()}]",
-                category="dtype",
-            )
+        compare.check_dtype(value, case.dtype, name, case.label())
 
 
 @diagnosed
@@ -95,6 +85,7 @@ def check_dtype(impl: Implementation, case: Case, record: Record) -> None:
 AUTOCAST = {"cpu": "bfloat16", "cuda": "float16"}  # the dtype autocast computes in, by device
 
 
+@needs("dtype")
 def autocast_cases(cells: Iterable[str]) -> list[Case]:
     """float32 networks under autocast, on the CPU and on CUDA (skipped without one): one
     layer with h0, two bidirectional batch_first layers without, packed, projections."""
@@ -116,9 +107,9 @@ def check_autocast_dtypes(got: Outputs, case: Case, fast: str) -> None:
     returns either, by cell and path (README, findings)."""
     __tracebackhide__ = True
     for name, value in zip(case.result_names(), (got.output, *got.states), strict=True):
-        found = dtype_name(value)
+        found = compare.dtype_name(value)
         if found not in (case.dtype, fast):
-            raise CheckFailure(
+            raise compare.CheckFailure(
                 f"{name} has dtype {found} under {case.device} autocast to {fast}, but should "
                 f"have {case.dtype} (the input's) or {fast} [{case.label()}]",
                 category="dtype",
@@ -151,13 +142,16 @@ def check_autocast(impl: Implementation, case: Case, record: Record) -> None:
             lambda: impl.call(candidate.instance, candidate.pack(x), hx),
             category="unsupported-transform",
         )
-        return candidate.unpack(raw)
+        got = candidate.unpack(raw, dtypes=(case.dtype, fast))
+        check_autocast_dtypes(got, case, fast)
+        return got
 
     with no_grad(candidate), quiet(), torch.autocast(case.device, getattr(torch, fast)):
         got = run(x, hx)
-        check_autocast_dtypes(got, case, fast)
         compare_outputs(got, expected, case, record, label, tol=tol, suffix=" under autocast")
         if case.packed or case.config.bidirectional:  # a reverse direction starts at the end
+            return
+        if unsupported(impl.capabilities, case, initial_state=True):  # it takes no h0
             return
         first = run(x.narrow(axis, 0, half), hx)
         second = run(x.narrow(axis, half, case.steps - half), as_hx(first.states))

@@ -12,16 +12,25 @@ from typing import Any
 
 import numpy as np
 
-from rnnspec.builtins import reference
-from rnnspec.cases import Case, layout_case, make_case
+from rnnspec.cases import Case, layout_case, make_case, needs
 from rnnspec.checks import Record
 from rnnspec.checks.shapes import check_shape, expected_shapes
 from rnnspec.compare import CheckFailure, compare, to_numpy
 from rnnspec.diagnosis import attach, diagnosed, explain_gradients
-from rnnspec.harness import Candidate, as_hx, as_states, guard, make_inputs, quiet, require
+from rnnspec.harness import (
+    Candidate,
+    as_hx,
+    as_states,
+    build,
+    guard,
+    make_inputs,
+    quiet,
+    require,
+)
+from rnnspec.implementations import reference
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
-from rnnspec.tolerance import tolerance
+from rnnspec.tolerance import for_case
 
 SIZES: dict[str, Any] = dict(steps=5, batch=3, lengths=(3, 5, 1), input_size=5, hidden_size=7)
 PROJ = 3
@@ -39,6 +48,7 @@ def _case(
     return layout_case(cell, layers, bidirectional, layout, bias=bias, proj_size=proj, **SIZES)
 
 
+@needs("gradients")
 def cases(cells: Iterable[str]) -> list[Case]:
     """Layers x directions x bias (and projections) in float64; then packed, batch_first,
     unbatched, no h0 and float32 on two bidirectional layers."""
@@ -121,16 +131,17 @@ def check_gradients(impl: Implementation, case: Case, record: Record) -> None:
     """Input, h0 (c0) and weight gradients equal the float64 reference's."""
     __tracebackhide__ = True
     require(impl, case, gradients=True)
-    inputs = make_inputs(case)
+    inputs = make_inputs(case, impl)
     upstream = upstream_gradients(case)
-    gold_case = case.replace(dtype="float64", device="cpu")
-    gold_leaves, gold_weights = backward(Candidate(reference(), gold_case, inputs), upstream)
-    leaves, weights = backward(Candidate(impl, case, inputs), upstream)
+    gold_case = case.replace(dtype="float64", device="cpu", precision=None)
+    with quiet():
+        gold_leaves, gold_weights = backward(build(reference(), gold_case, inputs), upstream)
+        leaves, weights = backward(build(impl, case, inputs), upstream)
     try:
         compare_gradients((leaves, weights), (gold_leaves, gold_weights), case, record)
     except CheckFailure as failure:
         every, gold_every = {**leaves, **weights}, {**gold_leaves, **gold_weights}
-        tol = tolerance(case.dtype, case.steps, case.config.num_layers, gradient=True)
+        tol = for_case(case, gradient=True)
         attach(failure, lambda: explain_gradients(impl, case, every, gold_every, tol))
         raise
 
@@ -145,7 +156,7 @@ def compare_gradients(
     """Every gradient the reference has (leaves, then weights), present and within the
     case's gradient tolerance."""
     __tracebackhide__ = True
-    tol = tolerance(case.dtype, case.steps, case.config.num_layers, gradient=True)
+    tol = for_case(case, gradient=True)
     label = case.label()
     for found, wanted_grads in zip(got, expected, strict=True):
         for name, value in wanted_grads.items():
@@ -162,6 +173,7 @@ def compare_gradients(
 TANGENT_SEED = 4_000_037
 
 
+@needs("gradients")
 def higher_order_cases(cells: Iterable[str]) -> list[Case]:
     """float64: one layer, two bidirectional batch_first layers, no h0, unbatched,
     projections; float32 on two bidirectional layers. Not packed: the input tangent would
@@ -181,6 +193,7 @@ def higher_order_cases(cells: Iterable[str]) -> list[Case]:
     return found
 
 
+@needs("gradients")
 def double_backward_cases(cells: Iterable[str]) -> list[Case]:
     """:func:`higher_order_cases` and packed unsorted lengths on two bidirectional layers."""
     packed = [_case(cell, 2, True, "packed") for cell in cells]
@@ -227,13 +240,13 @@ def check_jvp(impl: Implementation, case: Case, record: Record) -> None:
     float64 reference's."""
     __tracebackhide__ = True
     require(impl, case, gradients=True, transform="jvp")
-    inputs = make_inputs(case)
+    inputs = make_inputs(case, impl)
     shapes = [inputs.x.shape, *(state.shape for state in inputs.hx or ())]
     tangents = random_like(shapes, case.seed + TANGENT_SEED)
-    gold_case = case.replace(dtype="float64", device="cpu")
-    expected = forward_mode(Candidate(reference(), gold_case, inputs), tangents)
-    got = forward_mode(Candidate(impl, case, inputs), tangents)
-    tol = tolerance(case.dtype, case.steps, case.config.num_layers, gradient=True)
+    gold_case = case.replace(dtype="float64", device="cpu", precision=None)
+    expected = forward_mode(build(reference(), gold_case, inputs), tangents)
+    got = forward_mode(build(impl, case, inputs), tangents)
+    tol = for_case(case, gradient=True)
     for name, value, wanted in zip(case.result_names(), got, expected, strict=True):
         record(compare(value, wanted, f"tangent of {name}", tol, case.label()))
 
@@ -275,19 +288,21 @@ def check_double_backward(impl: Implementation, case: Case, record: Record) -> N
     equal the float64 reference's."""
     __tracebackhide__ = True
     require(impl, case, gradients=True, transform="double_backward")
-    inputs = make_inputs(case)
+    inputs = make_inputs(case, impl)
     upstream = upstream_gradients(case)
     shapes = [inputs.x.shape, *(state.shape for state in inputs.hx or ())]
     directions = random_like(shapes, case.seed + TANGENT_SEED)
-    gold_case = case.replace(dtype="float64", device="cpu")
-    expected = second_order(Candidate(reference(), gold_case, inputs), upstream, directions)
-    got = second_order(Candidate(impl, case, inputs), upstream, directions)
+    gold_case = case.replace(dtype="float64", device="cpu", precision=None)
+    with quiet():
+        expected = second_order(build(reference(), gold_case, inputs), upstream, directions)
+        got = second_order(build(impl, case, inputs), upstream, directions)
     compare_gradients(got, expected, case, record, "second-order grad")
 
 
 # --- sizes real kernels switch on -------------------------------------------------------------
 
 
+@needs("gradients", "dtype")
 def large_cases(cells: Iterable[str]) -> list[Case]:
     """Hidden size 256 over T = 1000 in float64, input size H / 2, B = 2. Not float32: its
     weight gradients, sums over 1000 steps, err by ~3.5 eps of the largest gradient in

@@ -6,14 +6,14 @@ import itertools
 from collections.abc import Iterable
 from typing import Any
 
-from rnnspec.cases import Case, make_case
+from rnnspec.cases import Case, make_case, needs
 from rnnspec.checks import Record
 from rnnspec.compare import CheckFailure, compare
 from rnnspec.diagnosis import annotate
-from rnnspec.harness import Candidate, Outputs, forward, gold, make_inputs, require
+from rnnspec.harness import Outputs, build, gold, make_inputs, require, run_quietly
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
-from rnnspec.tolerance import Tolerance, tolerance
+from rnnspec.tolerance import Tolerance, for_case
 
 SIZES: dict[str, Any] = dict(steps=6, batch=3, input_size=5, hidden_size=7)
 PROJ = 3
@@ -54,7 +54,7 @@ def compare_outputs(
     tolerance unless given); failures name ``output{suffix}`` (...) and ``label`` (the
     case's label unless given)."""
     __tracebackhide__ = True
-    tol = tolerance(case.dtype, case.steps, case.config.num_layers) if tol is None else tol
+    tol = for_case(case) if tol is None else tol
     label = case.label() if label is None else label
     for name, got_value, expected_value in zip(
         case.result_names(),
@@ -70,9 +70,9 @@ def check_forward(impl: Implementation, case: Case, record: Record, diagnose: bo
     diagnosed unless ``diagnose`` is false (at T = 1000 the diagnosis takes minutes)."""
     __tracebackhide__ = True
     require(impl, case)
-    inputs = make_inputs(case)
+    inputs = make_inputs(case, impl)
     expected = gold(case, inputs)
-    got = forward(Candidate(impl, case, inputs))
+    got = run_quietly(build(impl, case, inputs))
     try:
         compare_outputs(got, expected, case, record)
     except CheckFailure as failure:
@@ -104,6 +104,7 @@ def square_cases(cells: Iterable[str]) -> list[Case]:
     return found
 
 
+@needs("dtype")
 def large_cases(cells: Iterable[str]) -> list[Case]:
     """float32 at hidden sizes 256 and 512 over T = 1000 (B = 2, input size H / 2), and
     T = 10 000 at hidden size 16: finite and within the tolerance at every step."""

@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from rnnspec.builtins import reference as generated_reference
-from rnnspec.cases import Case, make_case
+from rnnspec.cases import Case, make_case, needs, unsupported
 from rnnspec.checks import Record
 from rnnspec.checks.gradients import backward, collect, compare_gradients, upstream_gradients
 from rnnspec.checks.parity import compare_outputs
 from rnnspec.checks.shapes import check_shape
 from rnnspec.compare import CheckFailure, compare, to_numpy, within
 from rnnspec.diagnosis import diagnosed
+from rnnspec.errors import Unsupported
 from rnnspec.harness import (
     Candidate,
     Outputs,
@@ -39,9 +39,10 @@ from rnnspec.harness import (
     require,
     run_quietly,
 )
+from rnnspec.implementations import reference as generated_reference
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
-from rnnspec.tolerance import Tolerance, tolerance
+from rnnspec.tolerance import Tolerance, for_case
 
 EXACT = Tolerance(0.0, 0.0)  # bitwise: determinism and mutation are not numerical questions
 SIZES: dict[str, Any] = dict(input_size=5, hidden_size=7)
@@ -137,11 +138,15 @@ def check_keeps_dimensions(impl: Implementation, case: Case, record: Record) -> 
 
 
 def mutation_cases(cells: Iterable[str]) -> list[Case]:
-    """Given h0, batch_first; and packed two bidirectional layers."""
+    """Given h0, batch_first; packed two bidirectional layers; and input size equal to what
+    the output holds (H, and 2·H bidirectional), where an output written into the input or
+    returned as a view of it fits."""
     found = []
     for cell in cells:
         found.append(_case(cell, batch_first=True, steps=6, batch=3))
         found.append(_case(cell, 2, True, steps=6, batch=4, lengths=LENGTHS))
+        found.append(_case(cell, input_size=7, steps=6, batch=3))
+        found.append(_case(cell, 1, True, input_size=14, steps=6, batch=3))
     return found
 
 
@@ -153,10 +158,12 @@ def check_no_mutation(impl: Implementation, case: Case, record: Record) -> None:
     x, hx = candidate.prepare()
     fed = candidate.pack(x)
     watched = {"input (packed data)": fed.data} if case.packed else {"input": fed}
-    watched.update(zip(case.state_names("0"), as_states(hx), strict=True))
+    if hx is not None:  # a candidate that takes no h0 is watched on its input alone
+        watched.update(zip(case.state_names("0"), as_states(hx), strict=True))
     before = {what: _copy(value) for what, value in watched.items()}
     with no_grad(candidate), quiet():
-        call(candidate, fed, hx)
+        raw, got = call(candidate, fed, hx)
+    candidate.check_no_alias((raw[0], *got.states), (fed, *as_states(hx)))
     for what, value in watched.items():
         record(compare(value, before[what], f"{what} after forward", EXACT, case.label()))
 
@@ -183,6 +190,7 @@ def check_deterministic(impl: Implementation, case: Case, record: Record) -> Non
 # --- chunks with carried state ----------------------------------------------------------------
 
 
+@needs("initial_state", "direction")  # a reverse direction cannot run in chunks
 def chunk_cases(cells: Iterable[str]) -> list[Case]:
     """One layer with h0; two batch_first layers without; unbatched; projections."""
     found = []
@@ -200,11 +208,11 @@ def check_chunked(impl: Implementation, case: Case, record: Record) -> None:
     """Steps 1, 2-3 and 4-6 run one after another, each chunk getting the state the previous
     one returned (as returned), equal one run over all six steps."""
     __tracebackhide__ = True
-    require(impl, case)
+    require(impl, case, initial_state=True)
     candidate, expected = build_with_gold(impl, case)
     axis = _time_axis(case)
     label = f"{case.label()} chunks={[stop - start for start, stop in CHUNKS]}"
-    tol = tolerance(case.dtype, case.steps, case.config.num_layers)
+    tol = for_case(case)
     x, state = candidate.prepare()
     with no_grad(candidate), quiet():
         for start, stop in CHUNKS:
@@ -318,15 +326,17 @@ def check_dropout_training(impl: Implementation, case: Case, record: Record) -> 
     with _seeded(candidate, case.seed):
         got = run_quietly(candidate)
     config = case.config
-    tol = tolerance(case.dtype, case.steps, config.num_layers)
+    tol = for_case(case)
     label = f"{case.label()} training mode"
     assert_gold_shapes(got, expected, case)
     if config.num_layers == 1:
         compare_outputs(got, expected, case, record, label)
         return
-    output = to_numpy(got.output)
-    output = output.swapaxes(0, 1) if config.batch_first else output
-    h_n = to_numpy(got.states[0])
+    output, h_n = to_numpy(got.output), to_numpy(got.states[0])
+    if case.unbatched:  # as a batch of one, time-major
+        output, h_n = output[:, None], h_n[:, None]
+    elif config.batch_first:
+        output = output.swapaxes(0, 1)
     size = config.output_size
     last = (config.num_layers - 1) * config.num_directions
     ends = [(case.steps - 1, slice(0, size), f":{size}")]
@@ -349,6 +359,7 @@ def check_dropout_training(impl: Implementation, case: Case, record: Record) -> 
 # --- malformed input is rejected ----------------------------------------------------------------
 
 
+@needs("initial_state")
 def rejection_cases(cells: Iterable[str]) -> list[Case]:
     """Two bidirectional batch_first layers; unbatched; projections."""
     found = []
@@ -408,7 +419,7 @@ def check_rejects_bad_state(impl: Implementation, case: Case, record: Record) ->
     """h0 (c0) with any dimension off by one, of the wrong rank, or in the wrong structure
     (a single tensor where the tuple is due) raises."""
     __tracebackhide__ = True
-    require(impl, case)
+    require(impl, case, initial_state=True)
     candidate = build(impl, case)
     x, _ = candidate.prepare()
     for description, shapes, as_tuple in _bad_states(case):
@@ -443,6 +454,7 @@ def check_unbatched(impl: Implementation, case: Case, record: Record) -> None:
     """Unbatched input equals the gold, and so does the same input as a batch of one."""
     __tracebackhide__ = True
     require(impl, case)
+    require(impl, case.replace(batch=1))  # the same input as a batch of one
     candidate, expected = build_with_gold(impl, case)
     batch_axis = 0 if case.config.batch_first else 1
     with no_grad(candidate), quiet():
@@ -509,14 +521,15 @@ def check_noncontiguous(impl: Implementation, case: Case, record: Record) -> Non
     with no_grad(candidate), quiet():
         _, got = call(candidate, noncontiguous(x), views, "forward on transposed views")
     compare_outputs(got, expected, case, record, suffix=" for non-contiguous input and hx")
-    if not candidate.torch or impl.capabilities.unsupported(case.config, gradients=True):
+    if not candidate.torch or unsupported(impl.capabilities, case, gradients=True):
         return
     import torch
 
     upstream = upstream_gradients(case)
-    gold_case = case.replace(dtype="float64", device="cpu")
-    wanted = backward(Candidate(generated_reference(), gold_case, candidate.inputs), upstream)
-    fresh = Candidate(impl, case, candidate.inputs)
+    gold_case = case.replace(dtype="float64", device="cpu", precision=None)
+    with quiet():
+        wanted = backward(build(generated_reference(), gold_case, candidate.inputs), upstream)
+    fresh = build(impl, case, candidate.inputs)
     x, hx = fresh.prepare(requires_grad=True)
     views = as_hx(tuple(noncontiguous(state) for state in as_states(hx)))
     with quiet():
@@ -553,8 +566,10 @@ def check_weight_update(impl: Implementation, case: Case, record: Record) -> Non
     call computes with: a module caching its flattened weights fails."""
     __tracebackhide__ = True
     require(impl, case)
-    inputs = make_inputs(case)
-    first = make_inputs(case.replace(seed=case.seed + CHANGED_SEED))
+    if impl.read_weights is not None:
+        raise Unsupported(f"{impl.name} has fixed weights of its own: none are loaded into it")
+    inputs = make_inputs(case, impl)
+    first = make_inputs(case.replace(seed=case.seed + CHANGED_SEED), impl)
     candidate = build(impl, case, replace(inputs, weights=first.weights))
     run_quietly(candidate)
     weights = {name: candidate.tensor(value) for name, value in inputs.weights.items()}
@@ -631,6 +646,8 @@ def check_batch_invariant(impl: Implementation, case: Case, record: Record) -> N
     batch, in the batch reversed, and run alone."""
     __tracebackhide__ = True
     require(impl, case)
+    if case.unbatched:
+        raise Unsupported("batch invariance needs batched input (the candidate takes none)")
     candidate = build(impl, case)
     inputs = candidate.inputs
     batch_axis = 0 if case.config.batch_first else 1

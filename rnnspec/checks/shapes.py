@@ -14,7 +14,7 @@ from rnnspec.cases import Case, layout_case
 from rnnspec.checks import Record
 from rnnspec.compare import CheckFailure
 from rnnspec.diagnosis import diagnosed
-from rnnspec.harness import Candidate, forward, make_inputs, require
+from rnnspec.harness import build, require, run_quietly
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
 
@@ -73,7 +73,7 @@ def check_shapes(impl: Implementation, case: Case, record: Record) -> None:
     """Output, h_n (and c_n) have the shapes torch.nn gives for the case's layout."""
     __tracebackhide__ = True
     require(impl, case)
-    got = forward(Candidate(impl, case, make_inputs(case)))
+    got = run_quietly(build(impl, case))
     label = case.label()
     for (what, shape), value in zip(
         expected_shapes(case).items(), (got.output, *got.states), strict=True

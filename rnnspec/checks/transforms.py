@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from rnnspec.cases import Case, make_case
+from rnnspec.cases import Case, make_case, needs
 from rnnspec.checks import Record
 from rnnspec.checks.parity import compare_outputs
 from rnnspec.harness import (
@@ -62,6 +62,7 @@ def _common(cell: str) -> list[Case]:
     return found
 
 
+@needs("dtype")
 def compile_cases(cells: Iterable[str]) -> list[Case]:
     """The common cases and packed unsorted lengths on one bidirectional layer."""
     return [
@@ -71,23 +72,27 @@ def compile_cases(cells: Iterable[str]) -> list[Case]:
     ]
 
 
+@needs("dtype")
 def inductor_cases(cells: Iterable[str]) -> list[Case]:
     """One layer with h0 per cell: inductor compiles each case for seconds to a minute."""
     return [_case(cell) for cell in cells]
 
 
+@needs("dtype")
 def export_cases(cells: Iterable[str]) -> list[Case]:
     """The common cases and unbatched input. Not packed: a PackedSequence's batch sizes
     steer Python control flow, which torch.export cannot capture (README, findings)."""
     return [case for cell in cells for case in [*_common(cell), _case(cell, batch=None)]]
 
 
+@needs("dtype")
 def onnx_cases(cells: Iterable[str]) -> list[Case]:
     """Two bidirectional layers with h0 (each export takes seconds). Not packed, and no
     projections: ONNX's LSTM operator has none (README, findings)."""
     return [_case(cell, 2, True) for cell in cells]
 
 
+@needs("dtype")
 def vmap_cases(cells: Iterable[str]) -> list[Case]:
     """One layer with h0; two bidirectional batch_first layers without."""
     return [
@@ -270,6 +275,8 @@ def check_functional_call(impl: Implementation, case: Case, record: Record) -> N
     donor, expected = build_with_gold(impl, case)
     if not isinstance(donor.instance, nn.Module):
         raise Unsupported("functional_call needs an nn.Module")
+    if impl.read_weights is not None:
+        raise Unsupported(f"{impl.name} has fixed weights of its own: none are loaded into it")
     weights = make_inputs(case.replace(seed=case.seed + REPLACED_SEED)).weights
     candidate = build(impl, case, replace(donor.inputs, weights=weights))
     state = {**dict(donor.instance.named_parameters()), **dict(donor.instance.named_buffers())}
@@ -300,9 +307,9 @@ def check_vmap(impl: Implementation, case: Case, record: Record) -> None:
     each sample equals the gold on its own input."""
     __tracebackhide__ = True
     require(impl, case, transform="vmap")
-    first = make_inputs(case)
+    first = make_inputs(case, impl)
     samples = [first] + [
-        replace(make_inputs(case.replace(seed=case.seed + n)), weights=first.weights)
+        replace(make_inputs(case.replace(seed=case.seed + n), impl), weights=first.weights)
         for n in range(1, VMAP_SAMPLES)
     ]
     candidate = build(impl, case, first)

@@ -15,7 +15,7 @@ from rnnspec.errors import ConfigError
 from rnnspec.harness import Candidate, Unsupported, forward, gold, make_inputs, quiet, require
 from rnnspec.protocol import Implementation
 from rnnspec.spec import all_specs
-from rnnspec.tolerance import tolerance
+from rnnspec.tolerance import for_case
 
 
 @dataclass(frozen=True)
@@ -141,14 +141,14 @@ def run(impl: Implementation, case: Case, as_cell: str | None = None) -> Result:
     except Unsupported as reason:
         return Result(case, "skipped", str(reason))
     judged = judged_as(case, as_cell)
-    inputs = make_inputs(case)
+    inputs = make_inputs(case, impl)
     try:
         with quiet():
             got = forward(Candidate(impl, case, inputs))
     except CheckFailure as failure:
         return Result(judged, "raised", str(failure), rerun(impl, case, failure.category))
     expected = gold(judged, inputs)
-    tol = tolerance(case.dtype, case.steps, case.config.num_layers)
+    tol = for_case(case)
     try:
         for name, value, wanted in zip(
             judged.result_names(),

@@ -34,7 +34,7 @@ from rnnspec.harness import (
     quiet,
 )
 from rnnspec.protocol import Implementation
-from rnnspec.tolerance import Tolerance, tolerance
+from rnnspec.tolerance import Tolerance, for_case
 
 VALUES = frozenset({"mismatch", "non-finite", "shape", "dtype"})  # a forward run explains these
 STATE = frozenset({"raised", "device", "dtype"})  # a zero state made wrong may explain these
@@ -83,7 +83,7 @@ def rerun(impl: Implementation, case: Case, category: str) -> Verdict | None:
     probe why it fails to run."""
     if category not in VALUES | STATE:
         return None
-    inputs = make_inputs(case)
+    inputs = make_inputs(case, impl)
     try:
         candidate = build(impl, case, inputs)
         evaluate = getattr(candidate.instance, "eval", None)
@@ -137,7 +137,7 @@ def second_call_probe(candidate: Candidate, inputs: Inputs, first: Outputs) -> V
     x, _, weights, lengths = canonical_inputs(case, inputs)
     cell = case.config.resolve()
     predicted = predict(Model(cell), case.config, x, list(first_seen.states), weights, lengths)
-    tol = tolerance(case.dtype, case.steps, case.config.num_layers)
+    tol = for_case(case)
     if isinstance(second, str) or distance(predicted, second, tol)[0] > 1:
         return None
     description, fix = describe(found[0], cell)
@@ -157,7 +157,7 @@ def second_call_probe(candidate: Candidate, inputs: Inputs, first: Outputs) -> V
 def without_state(impl: Implementation, case: Case) -> Verdict | None:
     """Given h0 the run raises: diagnose a run without h0, when that names a cause."""
     case = case.replace(given_state=False)
-    inputs = make_inputs(case)
+    inputs = make_inputs(case, impl)
     try:
         with quiet():
             got = forward(build(impl, case, inputs))
@@ -189,7 +189,7 @@ def zero_state_probe(impl: Implementation, case: Case, inputs: Inputs) -> Verdic
         return None
     if case.device != "meta":
         expected = gold(case, inputs)
-        tol = tolerance(case.dtype, case.steps, case.config.num_layers)
+        tol = for_case(case)
         pairs = zip((got.output, *got.states), (expected.output, *expected.states), strict=True)
         if not all(within(g, e, tol) for g, e in pairs):
             return None

@@ -22,7 +22,7 @@ from rnnspec.diagnosis.library import explanations
 from rnnspec.diagnosis.localise import DIRECTIONS, Divergence, localise
 from rnnspec.diagnosis.predict import Model, canonical_inputs, distance, observed, predict
 from rnnspec.harness import Inputs, Outputs
-from rnnspec.tolerance import EPS, tolerance
+from rnnspec.tolerance import EPS, for_case, tolerance
 
 NO_MATCH = "no hypothesis in the library matches"
 COMPUTES_IN = "computes_in_{precision}"
@@ -128,7 +128,7 @@ def diagnose(case: Case, inputs: Inputs, got: Outputs) -> Verdict:
 
 def _diagnose(case: Case, inputs: Inputs, got: Outputs) -> Verdict:
     config, label = case.config, case.label()
-    tol = tolerance(case.dtype, case.steps, config.num_layers)
+    tol = for_case(case)
     canonical = canonical_inputs(case, inputs)
     gold = predict(Model(config.resolve()), config, *canonical)
     seen = observed(case, got)

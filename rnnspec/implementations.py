@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from rnnspec import torch_equivalents
 from rnnspec.config import RNNConfig
-from rnnspec.protocol import ALL_TRANSFORMS, TORCH_NN_CELLS, Capabilities, Implementation
+from rnnspec.protocol import ALL_TRANSFORMS, Capabilities, Implementation
 
 # torch 2.13 (README, findings): no vmap batching rule for aten::rnn_tanh, rnn_relu, gru or
 # lstm; no forward-mode AD through the float32 CPU LSTM (oneDNN's mkldnn_rnn_layer)
 TORCH_NN_TRANSFORMS = ALL_TRANSFORMS - {"vmap", "jvp"}
-
-
-def _torch_nn_factory(config: RNNConfig, device: Any, dtype: Any) -> Any:
-    from reference.nn import torch_module
-
-    return torch_module(config, device=device, dtype=dtype)
 
 
 def _reference_factory(config: RNNConfig, device: Any, dtype: Any) -> Any:
@@ -25,11 +20,11 @@ def _reference_factory(config: RNNConfig, device: Any, dtype: Any) -> Any:
 
 
 def torch_nn() -> Implementation:
-    """``torch.nn.RNN``, ``GRU`` and ``LSTM``."""
+    """``torch.nn.RNN``, ``GRU`` and ``LSTM``, for every cell whose spec names one."""
     return Implementation(
         "torch",
-        _torch_nn_factory,
-        Capabilities(cells=TORCH_NN_CELLS, transforms=TORCH_NN_TRANSFORMS),
+        torch_equivalents.module,
+        Capabilities(cells=torch_equivalents.cells(), transforms=TORCH_NN_TRANSFORMS),
         description="PyTorch's own kernels: torch.nn.RNN, torch.nn.GRU, torch.nn.LSTM",
     )
 

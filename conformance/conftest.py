@@ -1,0 +1,19 @@
+"""The suite's markers, registered only where the suite is collected (never in other
+projects' runs, which the installed plugin must leave as they are)."""
+
+import pytest
+
+from rnnspec.checks import CATEGORIES
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for category in CATEGORIES:
+        config.addinivalue_line("markers", f"{category}: rnnspec conformance checks of {category}")
+    config.addinivalue_line(
+        "markers", "cases(provider=f, **options): parametrize 'case' with provider(cells)"
+    )
+    config.addinivalue_line(
+        "markers",
+        "slow: rnnspec conformance checks left out of a run without -m (compile, export, "
+        "large sizes)",
+    )
