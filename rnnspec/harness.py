@@ -284,13 +284,27 @@ def no_grad(candidate: Candidate) -> Iterator[None]:
         yield
 
 
+HEARD: list[warnings.WarningMessage] = []
+"""The candidate's warnings caught by :func:`quiet`, for the reports to count."""
+
+
 @contextmanager
 def quiet() -> Iterator[None]:
-    """Ignore the candidate's warnings: torch.nn warns about dropout on one layer and about
-    oneDNN fallbacks, and a warning is not a failure."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+    """Keep the candidate's warnings out of the caller's filters (torch.nn warns about
+    dropout on one layer and about oneDNN fallbacks, and a warning is not a failure): they
+    are kept in :data:`HEARD`. A filter the candidate itself changed is left changed, for
+    the global-state guard to see."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours = list(warnings.filters)
+        try:
+            yield
+        finally:
+            theirs = list(warnings.filters)
+    HEARD.extend(caught)
+    if theirs != ours:
+        mine = ours[0]
+        warnings.filters[:] = [entry for entry in theirs if entry is not mine]
 
 
 def build(impl: Implementation, case: Case, inputs: Inputs | None = None) -> Candidate:
