@@ -24,8 +24,8 @@ from rnnspec.checks.dtype import check_dtypes
 from rnnspec.checks.parity import compare_outputs
 from rnnspec.checks.robustness import assert_gold_shapes, expect_raise
 from rnnspec.compare import CheckFailure
-from rnnspec.errors import Unsupported
 from rnnspec.diagnosis import diagnosed
+from rnnspec.errors import Unsupported
 from rnnspec.harness import (
     Candidate,
     Outputs,
