@@ -17,7 +17,7 @@ from rnnspec.checks import Record
 from rnnspec.checks.shapes import check_shape, expected_shapes
 from rnnspec.compare import CheckFailure, compare, to_numpy
 from rnnspec.diagnosis import attach, diagnosed, explain_gradients
-from rnnspec.harness import Candidate, as_states, build, guard, make_inputs, quiet, require
+from rnnspec.harness import Candidate, build, guard, make_inputs, quiet, require
 from rnnspec.implementations import reference
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
@@ -67,29 +67,16 @@ def cases(cells: Iterable[str]) -> list[Case]:
 def backward(
     candidate: Candidate, upstream: Mapping[str, np.ndarray]
 ) -> tuple[dict[str, Any], Mapping[str, Any]]:
-    """One backward pass with ``upstream`` gradients: (input and state grads, weight grads)."""
+    """One backward pass with ``upstream`` gradients through the candidate's framework:
+    (input and state grads, weight grads)."""
     __tracebackhide__ = True
     case, label = candidate.case, candidate.case.label()
-    x, hx = candidate.prepare(requires_grad=True)
-    got = candidate.run(x, hx)
+    got, pullback = candidate.framework.vjp(candidate)
     values = (got.output, *got.states)
     for (what, gradient), value in zip(upstream.items(), values, strict=True):
         check_shape(value, gradient.shape, what, label)
-    total = sum(
-        (value * candidate.tensor(gradient)).sum()
-        for gradient, value in zip(upstream.values(), values, strict=True)
-    )
-    guard(f"{candidate.impl.name}: backward", case, total.backward)
-    leaves = {"input": x.grad}
-    if hx is not None:
-        names = case.state_names("0")
-        leaves.update({name: state.grad for name, state in zip(names, as_states(hx), strict=True)})
-    weights = guard(
-        f"{candidate.impl.name}: gradients()",
-        case,
-        lambda: candidate.impl.gradients(candidate.instance),
-    )
-    return leaves, weights
+    cotangents = tuple(candidate.tensor(gradient) for gradient in upstream.values())
+    return guard(f"{candidate.impl.name}: backward", case, lambda: pullback(cotangents))
 
 
 def _present(grads: Mapping[str, Any], name: str, expected: np.ndarray, case: Case) -> Any:

@@ -9,8 +9,7 @@ equal to a batch of one (#13). Everything but packing runs for NumPy candidates 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -83,23 +82,6 @@ def _steps(value: Any, axis: int, start: int, stop: int) -> Any:
     return value[(slice(None),) * axis + (slice(start, stop),)]
 
 
-def _copy(value: Any) -> Any:
-    return value.clone() if hasattr(value, "clone") else np.copy(value)
-
-
-@contextmanager
-def _seeded(candidate: Candidate, seed: int) -> Iterator[None]:
-    """Fix torch's global generator for one training-mode run, and restore it after."""
-    if not candidate.torch:
-        yield
-        return
-    import torch
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
-
-
 def _set_training(candidate: Candidate, training: bool) -> None:
     """``train()`` or ``eval()`` on instances that have them (NumPy ones rarely do)."""
     method = getattr(candidate.instance, "train" if training else "eval", None)
@@ -156,7 +138,7 @@ def check_no_mutation(impl: Implementation, case: Case, record: Record) -> None:
     watched = {"input (packed data)": fed.data} if case.packed else {"input": fed}
     if hx is not None:  # a candidate that takes no h0 is watched on its input alone
         watched.update(zip(case.state_names("0"), as_states(hx), strict=True))
-    before = {what: _copy(value) for what, value in watched.items()}
+    before = {what: candidate.framework.copy(value) for what, value in watched.items()}
     with no_grad(candidate), quiet():
         raw, got = call(candidate, fed, hx)
     candidate.check_no_alias((raw[0], *got.states), (fed, *as_states(hx)))
@@ -321,7 +303,7 @@ def check_dropout_training(impl: Implementation, case: Case, record: Record) -> 
     require(impl, case)
     candidate, expected = build_with_gold(impl, case)
     _set_training(candidate, True)
-    with _seeded(candidate, case.seed):
+    with candidate.framework.seeded(case.seed):
         got = run_quietly(candidate)
     config = case.config
     tol = for_case(case)
