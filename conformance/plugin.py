@@ -391,8 +391,9 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     if not _active(item.config) or not _is_conformance(item):
         return (yield)
     from rnnspec.compare import CheckFailure
-    from rnnspec.harness import global_state, restore
+    from rnnspec.harness import HEARD, global_state, restore
 
+    HEARD.clear()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         filters = list(warnings.filters)
@@ -417,7 +418,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
             item.user_properties.append(
                 (
                     "rnnspec-warnings",
-                    sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
+                    sorted({f"{w.category.__name__}: {w.message}" for w in [*caught, *HEARD]}),
                 )
             )
             if changed:

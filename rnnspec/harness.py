@@ -12,12 +12,13 @@ from __future__ import annotations
 import random
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from rnnspec import frameworks
 from rnnspec.cases import Case, unsupported
 from rnnspec.compare import CheckFailure, check_dtype
 from rnnspec.errors import RnnSpecError, Unsupported
@@ -92,7 +93,7 @@ def gold(case: Case, inputs: Inputs) -> Outputs:
 
 def _same_weights(weights: Mapping[str, np.ndarray], others: Mapping[str, np.ndarray]) -> bool:
     return weights.keys() == others.keys() and all(
-        _same(value, others[name]) for name, value in weights.items()
+        np.array_equal(value, others[name]) for name, value in weights.items()
     )
 
 
@@ -107,7 +108,7 @@ def require(
     (``initial_state``: the check passes h0 even where the case does not; ``transform``:
     the check runs the candidate through that transform)."""
     reason = unsupported(
-        impl.capabilities,
+        impl.effective_capabilities,
         case,
         gradients=gradients,
         initial_state=initial_state,
@@ -145,28 +146,27 @@ class Candidate:
                 "draw them with make_inputs(case, impl)"
             )
         self.cell: Cell = case.config.resolve()
-        self.torch = impl.framework == "torch"
-        self.device: Any = None
-        self.dtype: Any = None
-        if self.torch:
-            import torch
+        self.framework = frameworks.get(impl.framework)
+        self.framework.configure(case)
+        self.device: Any = self.framework.device(case.device)
+        self.dtype: Any = self.framework.dtype(case.dtype)
+        self.given_weights: Mapping[str, Any] = {
+            name: self.tensor(value) for name, value in inputs.weights.items()
+        }
+        self.weights_before = {
+            name: self.framework.copy(value) for name, value in self.given_weights.items()
+        }
+        self.instance = self.instantiate(self.given_weights)
+        self.check_weights_kept("building the network")
 
-            self.device = torch.device(case.device)
-            self.dtype = getattr(torch, case.dtype)
-            weights: Mapping[str, Any] = {
-                name: torch.as_tensor(value).to(self.device, self.dtype, copy=True)
-                for name, value in inputs.weights.items()
-            }
-        else:
-            weights = {name: value.astype(case.dtype) for name, value in inputs.weights.items()}
-        self.given_weights = weights
-        self.weights_before = {name: _copy(value) for name, value in weights.items()}
-        self.instance = guard(
+    def instantiate(self, weights: Mapping[str, Any]) -> Any:
+        """A new instance of the candidate with ``weights`` (in its framework) loaded."""
+        impl, case = self.impl, self.case
+        return guard(
             f"{impl.name}: building the network",
             case,
             lambda: impl.build(case.config, weights, self.device, self.dtype),
         )
-        self.check_weights_kept("building the network")
 
     def check_weights_kept(self, when: str) -> None:
         """The canonical weights handed to ``build`` are unchanged: a candidate must copy
@@ -175,7 +175,7 @@ class Candidate:
         if self.case.device == "meta":
             return
         for name, value in self.given_weights.items():
-            if not _same(value, self.weights_before[name]):
+            if not self.framework.same(value, self.weights_before[name]):
                 raise CheckFailure(
                     f"{self.impl.name}: {when} modified the canonical weight {name} it was "
                     f"given, but should leave it unchanged (copy it in load_weights) "
@@ -184,12 +184,8 @@ class Candidate:
                 )
 
     def tensor(self, array: np.ndarray, requires_grad: bool = False) -> Any:
-        if not self.torch:
-            return array.astype(self.case.dtype)
-        import torch
-
-        tensor = torch.as_tensor(array).to(self.device, self.dtype, copy=True)
-        return tensor.requires_grad_(requires_grad)
+        """``array`` in the candidate's framework, device and dtype (a new array)."""
+        return self.framework.array(array, self.device, self.dtype, self.case.dtype, requires_grad)
 
     def prepare(self, requires_grad: bool = False) -> tuple[Any, Any]:
         """The candidate's input (padded: :meth:`run` packs it) and hx, in its framework."""
@@ -200,19 +196,15 @@ class Candidate:
     def pack(self, x: Any) -> Any:
         if self.inputs.lengths is None:
             return x
-        from torch.nn.utils.rnn import pack_padded_sequence
+        return self.framework.pack(x, list(self.inputs.lengths), self.case.config.batch_first)
 
-        lengths = list(self.inputs.lengths)
-        return pack_padded_sequence(
-            x, lengths, batch_first=self.case.config.batch_first, enforce_sorted=False
-        )
-
-    def run(self, x: Any, hx: Any) -> Outputs:
-        """Call the candidate and check the structure of what it returned."""
+    def run(self, x: Any, hx: Any, instance: Any = None) -> Outputs:
+        """Call the candidate (or ``instance``) and check the structure of what it returned."""
         __tracebackhide__ = True
         fed = self.pack(x)
+        network = self.instance if instance is None else instance
         result = guard(
-            f"{self.impl.name}: forward", self.case, lambda: self.impl.call(self.instance, fed, hx)
+            f"{self.impl.name}: forward", self.case, lambda: self.impl.call(network, fed, hx)
         )
         self.check_weights_kept("forward")
         got = self.unpack(result)
@@ -248,17 +240,14 @@ class Candidate:
             )
         output, state = result
         if self.inputs.lengths is not None:
-            from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
-
-            if not isinstance(output, PackedSequence):
+            padded = self.framework.unpack(output, self.case.config.batch_first, self.case.steps)
+            if padded is None:
                 raise CheckFailure(
                     f"output is {type(output).__name__}, but should be PackedSequence for "
                     f"packed input [{label}]",
                     category="wrong-type",
                 )
-            output = pad_packed_sequence(
-                output, batch_first=self.case.config.batch_first, total_length=self.case.steps
-            )[0]
+            output = padded
         names = self.case.state_names()
         states = state if isinstance(state, tuple | list) and len(names) > 1 else (state,)
         if len(names) > 1 and not isinstance(state, tuple | list):
@@ -273,12 +262,12 @@ class Candidate:
                 f"({', '.join(names)}) [{label}]",
                 category="wrong-type",
             )
-        expected_type = _array_type(self.torch)
+        expected_type = self.framework.array_type()
         for what, value in zip(self.case.result_names(), (output, *states), strict=True):
             if not isinstance(value, expected_type):
                 raise CheckFailure(
-                    f"{what} is {type(value).__name__}, but should be {expected_type.__name__} "
-                    f"[{label}]",
+                    f"{what} is {type(value).__name__}, but should be "
+                    f"{self.framework.array_name()} [{label}]",
                     category="wrong-type",
                 )
             if dtypes is None:
@@ -286,25 +275,32 @@ class Candidate:
         return Outputs(output, tuple(states))
 
 
-@contextmanager
-def no_grad(candidate: Candidate) -> Iterator[None]:
-    """``torch.no_grad()`` for torch candidates; nothing for NumPy ones."""
-    if not candidate.torch:
-        yield
-        return
-    import torch
+def no_grad(candidate: Candidate) -> AbstractContextManager[None]:
+    """The candidate's framework without gradient tracking (``torch.no_grad()``)."""
+    return candidate.framework.no_grad()
 
-    with torch.no_grad():
-        yield
+
+HEARD: list[warnings.WarningMessage] = []
+"""The candidate's warnings caught by :func:`quiet`, for the reports to count."""
 
 
 @contextmanager
 def quiet() -> Iterator[None]:
-    """Ignore the candidate's warnings: torch.nn warns about dropout on one layer and about
-    oneDNN fallbacks, and a warning is not a failure."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+    """Keep the candidate's warnings out of the caller's filters (torch.nn warns about
+    dropout on one layer and about oneDNN fallbacks, and a warning is not a failure): they
+    are kept in :data:`HEARD`. A filter the candidate itself changed is left changed, for
+    the global-state guard to see."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours = list(warnings.filters)
+        try:
+            yield
+        finally:
+            theirs = list(warnings.filters)
+    HEARD.extend(caught)
+    if theirs != ours:
+        mine = ours[0]
+        warnings.filters[:] = [entry for entry in theirs if entry is not mine]
 
 
 def build(impl: Implementation, case: Case, inputs: Inputs | None = None) -> Candidate:
@@ -333,19 +329,6 @@ def run_quietly(candidate: Candidate) -> Outputs:
     __tracebackhide__ = True
     with quiet():
         return forward(candidate)
-
-
-def _copy(value: Any) -> Any:
-    return value.clone() if hasattr(value, "clone") else np.copy(value)
-
-
-def _same(value: Any, before: Any) -> bool:
-    """Bitwise equal (the canonical weights are finite)."""
-    if hasattr(value, "clone"):
-        import torch
-
-        return bool(torch.equal(value, before))
-    return bool(np.array_equal(value, before))
 
 
 def _storage(value: Any) -> Any:
@@ -431,11 +414,3 @@ def preserved_global_state() -> Iterator[None]:
             yield
     finally:
         restore(before)
-
-
-def _array_type(torch_framework: bool) -> type:
-    if torch_framework:
-        import torch
-
-        return torch.Tensor
-    return np.ndarray

@@ -72,7 +72,7 @@ def render(entries: list[Registered]) -> str:
 
 
 def _describe(impl: Implementation) -> list[str]:
-    caps: Capabilities = impl.capabilities
+    caps: Capabilities = impl.effective_capabilities
     supported = [label for field, label in FLAGS if getattr(caps, field)]
     missing = [label for field, label in FLAGS if not getattr(caps, field)]
     rows = [

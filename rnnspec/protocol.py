@@ -4,17 +4,18 @@ A module with ``torch.nn.LSTM``'s constructor, call convention and parameter nam
 only ``Implementation.from_module(MyLSTM, cells={"lstm"})``. Other layouts pass a
 ``load_weights`` that maps the canonical weights (PyTorch names and gate order) onto their
 parameters, and a ``gradients`` that maps their gradients back. NumPy candidates set
-``framework="numpy"`` and get forward checks only. A candidate with weights of its own (a
+``framework="numpy"`` and get forward checks only; JAX candidates set ``framework="jax"``
+and get gradient checks through ``jax.vjp`` (see :mod:`rnnspec.frameworks`). A candidate with weights of its own (a
 trained or exported model) gives ``read_weights`` instead of ``load_weights``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from rnnspec import torch_equivalents
+from rnnspec import frameworks, torch_equivalents
 from rnnspec.config import RNNConfig
 
 ALL_CELLS = frozenset(
@@ -197,12 +198,15 @@ def call_module(module: Any, x: Any, hx: Any) -> Any:
 class Implementation:
     """A candidate RNN implementation, as registered under ``rnnspec.implementations``.
 
-    ``factory(config, device, dtype)`` builds an instance (device and dtype are
-    ``torch.device``/``torch.dtype`` for torch candidates, None for NumPy ones);
-    ``load_weights(instance, weights)`` installs the canonical weights (tensors, or
-    float64 arrays for NumPy candidates); ``gradients(instance)`` returns the weight
-    gradients keyed by canonical names; ``call(instance, x, hx)`` runs it and returns
-    ``(output, h_n)`` or ``(output, (h_n, c_n))`` like ``torch.nn``.
+    ``factory(config, device, dtype)`` builds an instance (device and dtype are the
+    framework's: ``torch.device``/``torch.dtype``, a ``jax.Device``/NumPy dtype for JAX,
+    None for NumPy); ``load_weights(instance, weights)`` installs the canonical weights
+    (tensors, JAX arrays or NumPy arrays in the case's dtype); ``gradients(instance)``
+    returns the weight gradients keyed by canonical names (torch only: JAX differentiates
+    through ``load_weights``); ``call(instance, x, hx)`` runs it and returns
+    ``(output, h_n)`` or ``(output, (h_n, c_n))`` like ``torch.nn``. ``framework`` names
+    one of :data:`rnnspec.frameworks.NAMES`; :attr:`effective_capabilities` is what of
+    ``capabilities`` that framework can run.
 
     A fixed-weight candidate (an exported or trained model) gives ``read_weights()``: its
     own weights in canonical form (float64 arrays under PyTorch's names). It declares the
@@ -228,21 +232,13 @@ class Implementation:
                 "a candidate with read_weights is one network: declare exactly its cell, "
                 f"got cells={sorted(self.capabilities.cells)}"
             )
-        if self.framework not in ("torch", "numpy"):
-            raise ValueError(f"framework must be 'torch' or 'numpy', got {self.framework!r}")
-        if self.framework == "numpy":
-            object.__setattr__(
-                self,
-                "capabilities",
-                replace(
-                    self.capabilities,
-                    gradients=False,
-                    packed=False,
-                    dtypes=self.capabilities.dtypes & {"float64", "float32"},
-                    devices=frozenset({"cpu"}),
-                    transforms=frozenset(),  # every transform is torch's
-                ),
-            )
+        frameworks.get(self.framework)  # an unknown name fails here, not in every check
+
+    @property
+    def effective_capabilities(self) -> Capabilities:
+        """The declared capabilities less what the framework cannot run (NumPy: gradients,
+        packing, devices other than the CPU, dtypes other than float64 and float32)."""
+        return frameworks.get(self.framework).restrict(self.capabilities)
 
     @classmethod
     def from_module(

@@ -193,7 +193,7 @@ class Results:
             "generator": GENERATOR,
             "implementation": getattr(impl, "name", None),
             "description": getattr(impl, "description", ""),
-            "capabilities": impl.capabilities.as_dict() if impl is not None else None,
+            "capabilities": impl.effective_capabilities.as_dict() if impl is not None else None,
             "run": self.run_dict(),
             "environment": env,
             "summary": {

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnspec import flops, implementations, registry
+from rnnspec import flops, frameworks, implementations, registry
 from rnnspec.cases import Case
 from rnnspec.config import RNNConfig
 from rnnspec.harness import Candidate, Unsupported, make_inputs, no_grad, require
@@ -146,7 +146,7 @@ class Run:
         start = clock()
         self.candidate = Candidate(impl, case, make_inputs(case, impl))
         self.build_s = clock() - start
-        self.torch = self.candidate.torch
+        self.framework = self.candidate.framework
         self.x, self.hx = self.candidate.prepare()
         self.grad_output: Any = None
         self.block = completion(impl.framework, self.candidate.device)
@@ -158,11 +158,8 @@ class Run:
             self.first_call_s = clock() - start
         self.warnings = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
         if mode == "forward_backward":
-            import torch
-
-            generator = torch.Generator().manual_seed(case.seed)
-            grad = torch.randn(outputs.output.shape, generator=generator, dtype=torch.float64)
-            self.grad_output = grad.to(self.candidate.device, self.candidate.dtype)
+            rng = np.random.default_rng(case.seed)
+            self.grad_output = self.candidate.tensor(rng.standard_normal(outputs.output.shape))
         self.step = self._step()
 
     def __call__(self) -> None:
@@ -171,28 +168,18 @@ class Run:
     def _step(self) -> Callable[[], None]:
         """The timed call, with framework, mode and device settled here, outside the timing."""
         call = functools.partial(self.impl.call, self.candidate.instance, self.x, self.hx)
-        block = self.block
-        if not self.torch:
-
-            def blocking() -> None:
-                block(call())
-
-            return blocking
-        import torch
-
-        grad_output = self.grad_output
+        block, framework = self.block, self.framework
         if self.mode == "forward":
 
             def forward() -> None:
-                with torch.no_grad():
+                with framework.no_grad():
                     block(call())
 
             return forward
+        backward = framework.timed_backward(self.candidate, call, self.grad_output)
 
         def forward_backward() -> None:
-            output = call()
-            torch.autograd.backward(output[0], grad_output)
-            block(output)
+            block(backward())
 
         return forward_backward
 
@@ -210,8 +197,8 @@ class Run:
 
     def backend(self) -> tuple[str, list[str]]:
         """Which kernels ran (from the profiler): a label and the costliest operators."""
-        if not self.torch:
-            return "NumPy", []
+        if self.framework.name != "torch":
+            return self.framework.title, []
         import torch
         from torch.profiler import ProfilerActivity, profile
 
@@ -235,27 +222,9 @@ def _parameters(instance: Any) -> list[Any]:
 
 
 def completion(framework: str, device: Any) -> Callable[[Any], None]:
-    """What waits until a call's results exist: asynchronous frameworks return early.
-
-    torch on CUDA synchronizes the device; torch on the CPU is synchronous. Anything else
-    (JAX, Keras, ONNX Runtime, NumPy) has its outputs converted to NumPy arrays, which
-    waits for them (JAX's dispatch is asynchronous) and costs a copy at most.
-    """
-    if framework == "torch":
-        if device is not None and device.type == "cuda":
-            import torch
-
-            return lambda _: torch.cuda.synchronize(device)
-        return lambda _: None
-    return _to_numpy
-
-
-def _to_numpy(result: Any) -> None:
-    if isinstance(result, tuple | list):
-        for item in result:
-            _to_numpy(item)
-    elif result is not None:
-        np.asarray(result)
+    """What waits until a call's results exist (asynchronous frameworks return early):
+    the framework's :meth:`~rnnspec.frameworks.Framework.synchronize` on ``device``."""
+    return functools.partial(frameworks.get(framework).synchronize, device)
 
 
 def _backend_label(names: set[str], mkldnn_available: bool) -> str:

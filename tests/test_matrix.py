@@ -38,7 +38,9 @@ def test_xfails_turn_failures_into_expected_ones_and_passes_into_failures(
     result = pytester.runpytest(SUITE, *BUGGY, "--xfails", str(known), "-p", "no:cacheprovider")
     counts = result.parseoutcomes()
     assert counts.get("xfailed", 0) > 0 and counts.get("failed", 0) == 0
-    result.stdout.fnmatch_lines(["*rnnspec warning: --xfails line 2: 'test_nothing.py::*' matches no check*"])
+    result.stdout.fnmatch_lines(
+        ["*rnnspec warning: --xfails line 2: 'test_nothing.py::*' matches no check*"]
+    )
     fixed = pytester.runpytest(
         SUITE,
         "--impl",

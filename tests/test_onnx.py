@@ -119,11 +119,11 @@ def test_exported_file_reads_as_its_source_network(kind: str, exported: dict[str
     assert impl.capabilities.cells == {kind}
     config = fixed.config(impl)
     assert (config.num_layers, config.bidirectional, config.input_size) == (2, True, 5)
-    own = registry.load_file  # the file read without its source network gives the same weights
+    own = registry.load  # the file read without its source network gives the same weights
     source = fixed.source_path(exported[kind])
     moved = source.rename(source.with_suffix(".away"))
     try:
-        read = fixed.weights(own(exported[kind]))
+        read = fixed.weights(own(str(exported[kind])))
     finally:
         moved.rename(source)
     assert all(

@@ -12,12 +12,12 @@ and LSTM run every other configuration on meta, in every dtype.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
+from rnnspec import frameworks
 from rnnspec.cases import Case, make_case, needs
 from rnnspec.checks import Record
 from rnnspec.checks.dtype import check_dtypes
@@ -25,9 +25,10 @@ from rnnspec.checks.parity import compare_outputs
 from rnnspec.checks.robustness import assert_gold_shapes, expect_raise
 from rnnspec.compare import CheckFailure
 from rnnspec.diagnosis import diagnosed
+from rnnspec.errors import Unsupported
 from rnnspec.harness import (
+    Candidate,
     Outputs,
-    Unsupported,
     as_hx,
     as_states,
     build,
@@ -122,33 +123,13 @@ def cases(cells: Iterable[str]) -> list[Case]:
     return meta_cases(cells) + zero_state_cases(cells) + cuda_cases(cells) + mixed_cases(cells)
 
 
-def _require_cuda() -> None:
-    import torch
-
-    if not torch.cuda.is_available():
-        raise Unsupported("CUDA not available")
-
-
-@contextmanager
-def _float32_without_tf32() -> Iterator[None]:
-    """float32 is judged as float32: TF32 matmuls (cuDNN's RNN default) would need a
-    TF32 tolerance the policy does not have."""
-    import torch
-
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
-def check_placement(got: Outputs, expected: Outputs, case: Case) -> None:
+def check_placement(candidate: Candidate, got: Outputs, expected: Outputs) -> None:
     """Output and states are on the case's device, in its dtype, with the gold's shapes."""
     __tracebackhide__ = True
+    case = candidate.case
     for name, value in zip(case.result_names(), (got.output, *got.states), strict=True):
-        device = getattr(value, "device", "cpu")  # a torch.device, or NumPy's "cpu"
-        if getattr(device, "type", device) != case.device:
+        device = candidate.framework.device_of(value)
+        if device != case.device:
             raise CheckFailure(
                 f"{name} is on {device}, but should be on {case.device} (the input's device) "
                 f"— {HINT} [{case.label()}]",
@@ -178,7 +159,7 @@ def check_meta(impl: Implementation, case: Case, record: Record) -> None:
             f"[{case.label()}]",
             category="device",
         ) from error
-    check_placement(candidate.unpack(result), expected, case)
+    check_placement(candidate, candidate.unpack(result), expected)
 
 
 @diagnosed
@@ -190,7 +171,7 @@ def check_zero_state(impl: Implementation, case: Case, record: Record) -> None:
     candidate, expected = build_with_gold(impl, case)
     with no_grad(candidate), quiet():
         got = candidate.run(candidate.prepare()[0], None)
-    check_placement(got, expected, case)
+    check_placement(candidate, got, expected)
     compare_outputs(got, expected, case, record)
     if not impl.capabilities.initial_state:
         return
@@ -204,14 +185,15 @@ def check_zero_state(impl: Implementation, case: Case, record: Record) -> None:
 
 @diagnosed
 def check_cuda(impl: Implementation, case: Case, record: Record) -> None:
-    """On CUDA: everything stays on the GPU and equals the gold like parity (TF32 off)."""
+    """On CUDA: everything stays on the GPU and equals the gold like parity (TF32 off:
+    float32 is judged as float32, and the policy has no TF32 tolerance)."""
     __tracebackhide__ = True
     require(impl, case)
-    _require_cuda()
+    frameworks.get(impl.framework).require_device("cuda")
     candidate, expected = build_with_gold(impl, case)
-    with _float32_without_tf32():
+    with candidate.framework.full_precision():
         got = run_quietly(candidate)
-    check_placement(got, expected, case)
+    check_placement(candidate, got, expected)
     compare_outputs(got, expected, case, record)
 
 
@@ -222,14 +204,15 @@ def check_mixed_devices(impl: Implementation, case: Case, record: Record) -> Non
     require(impl, case, initial_state=True)
     require(impl, case.replace(device=other))
     if "cuda" in (case.device, other):
-        _require_cuda()
+        frameworks.get(impl.framework).require_device("cuda")
     candidate = build(impl, case)
     x, hx = candidate.prepare()
     states = as_states(hx)
     names = case.state_names("0")
-    variants = [(", ".join(names), tuple(state.to(other) for state in states))]
+    move = candidate.framework.to_device
+    variants = [(", ".join(names), tuple(move(state, other) for state in states))]
     if len(states) > 1:
-        variants.append((names[-1], (*states[:-1], states[-1].to(other))))
+        variants.append((names[-1], (*states[:-1], move(states[-1], other))))
     for what, moved in variants:
         expect_raise(
             candidate,

@@ -82,24 +82,20 @@ def upstream_gradients(case: Case) -> dict[str, np.ndarray]:
 def backward(
     candidate: Candidate, upstream: Mapping[str, np.ndarray]
 ) -> tuple[dict[str, Any], Mapping[str, Any]]:
-    """One backward pass with ``upstream`` gradients: (input and state grads, weight grads)."""
+    """One backward pass with ``upstream`` gradients through the candidate's framework:
+    (input and state grads, weight grads)."""
     __tracebackhide__ = True
     case, label = candidate.case, candidate.case.label()
-    x, hx = candidate.prepare(requires_grad=True)
-    got = candidate.run(x, hx)
+    got, pullback = candidate.framework.vjp(candidate)
     values = (got.output, *got.states)
     for (what, gradient), value in zip(upstream.items(), values, strict=True):
         check_shape(value, gradient.shape, what, label)
-    total = sum(
-        (value * candidate.tensor(gradient)).sum()
-        for gradient, value in zip(upstream.values(), values, strict=True)
-    )
-    guard(f"{candidate.impl.name}: backward", case, total.backward)
-    return collect(candidate, x, hx)
+    cotangents = tuple(candidate.tensor(gradient) for gradient in upstream.values())
+    return guard(f"{candidate.impl.name}: backward", case, lambda: pullback(cotangents))
 
 
 def collect(candidate: Candidate, x: Any, hx: Any) -> tuple[dict[str, Any], Mapping[str, Any]]:
-    """After a backward pass: the grads of input and h0 (c0), and the weights' from
+    """After a torch backward pass: the grads of input and h0 (c0), and the weights' from
     ``gradients()``."""
     __tracebackhide__ = True
     leaves = {"input": x.grad}
