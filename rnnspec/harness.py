@@ -299,8 +299,9 @@ def quiet() -> Iterator[None]:
             theirs = list(warnings.filters)
     HEARD.extend(caught)
     if theirs != ours:
-        mine = ours[0]
-        warnings.filters[:] = [entry for entry in theirs if entry is not mine]
+        added = [entry for entry in theirs if entry not in ours]
+        removed = [entry for entry in ours if entry not in theirs]
+        warnings.filters[:] = added + [entry for entry in warnings.filters if entry not in removed]
 
 
 def build(impl: Implementation, case: Case, inputs: Inputs | None = None) -> Candidate:

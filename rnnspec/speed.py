@@ -6,7 +6,7 @@ for a cell torch.nn lacks) back to back, in alternating order, so that drifts of
 per-round ratios candidate/baseline is known to a stated precision (its distribution-free
 confidence interval from order statistics) or the point's time budget is spent.
 The thread count is fixed and recorded; NumPy candidates run with one BLAS thread (an
-idle OpenBLAS pool spinning after a product halves torch's speed, FAILURE_MODES 31).
+idle OpenBLAS pool spinning after a product halves torch's speed, failure-modes #31).
 FLOPs come from the spec (:mod:`rnnspec.flops`); the machine's matrix-product speed at
 the same shapes (``torch.mm``, best of several timings, re-measured when it disagrees with
 earlier ones) is the limit each implementation is measured against.

@@ -1,7 +1,7 @@
 """Device: outputs and states live on the input's device, and state is never made elsewhere.
 
 The meta device needs no GPU and exposes the three ways state lands on the wrong device
-(FAILURE_MODES #23): ``torch.zeros`` without ``device=``, a hard-coded ``.cuda()``, and a
+(failure-modes #23): ``torch.zeros`` without ``device=``, a hard-coded ``.cuda()``, and a
 tensor kept as a plain attribute (``module.to()`` moves only parameters and buffers).
 Meta tensors hold no values, so meta checks compare device, dtype and shape; CPU and CUDA
 checks also compare values with the gold. Packed input is not run on meta: PyTorch's own

@@ -2,7 +2,7 @@
 
 Every case runs in float64, float32, bfloat16 and float16 (each skipped unless declared)
 and is judged against the float64 gold with ``tolerance.for_case(case)``. Cases without
-h0 catch a zero state created in a hard-coded dtype (FAILURE_MODES #24): float32 zeros
+h0 catch a zero state created in a hard-coded dtype (failure-modes #24): float32 zeros
 in a float64 network either raise or cost float64 its precision.
 """
 

@@ -1,6 +1,6 @@
 """Robustness: the edges of the call contract that real implementations get wrong.
 
-Size-one dimensions kept (FAILURE_MODES #16), inputs left unmutated, identical runs
+Size-one dimensions kept (failure-modes #16), inputs left unmutated, identical runs
 bitwise equal (#26), chunked runs with the returned state fed back equal one run (#15),
 packed input equal to each sequence run alone (#17, #19), dropout only between layers and
 never in eval mode (#27), malformed h0 and 4-D input rejected (#13, #14), unbatched input
