@@ -181,6 +181,7 @@ def implementation() -> Implementation:
             dtypes=frozenset({"float32"}),
             devices=frozenset({"cpu"}),
             gradients=torch_backend,
+            transforms=frozenset(),  # no torch module to transform
         ),
         load_weights=KerasNetwork.load,
         gradients=KerasNetwork.gradients,
@@ -229,6 +230,7 @@ def file_implementation(path: Path) -> Implementation:
             dtypes=frozenset({dtype}),
             devices=frozenset({"cpu"}),
             gradients=False,
+            transforms=frozenset(),  # no torch module to transform
         ),
         call=bridge.call,
         read_weights=lambda: weights,

@@ -182,6 +182,7 @@ def implementation(path: Path) -> Implementation:
             dtypes=frozenset({"float32"}),
             devices=frozenset({"cpu"}),
             gradients=False,
+            transforms=frozenset(),  # no torch module to transform
         ),
         call=bridge.call,
         read_weights=lambda: weights,

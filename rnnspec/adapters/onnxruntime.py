@@ -34,6 +34,7 @@ CAPABILITIES = Capabilities(
     dtypes=frozenset({"float32"}),
     devices=frozenset({"cpu"}),
     gradients=False,
+    transforms=frozenset(),  # no torch module to transform
 )
 
 
