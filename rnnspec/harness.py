@@ -282,6 +282,8 @@ def no_grad(candidate: Candidate) -> AbstractContextManager[None]:
 
 HEARD: list[warnings.WarningMessage] = []
 """The candidate's warnings caught by :func:`quiet`, for the reports to count."""
+# "always", spelled so that no other filter equals it: adding it removes none of the caller's
+_ALWAYS_MESSAGE = "(?:rnnspec-quiet)?"
 
 
 @contextmanager
@@ -291,7 +293,7 @@ def quiet() -> Iterator[None]:
     are kept in :data:`HEARD`. A filter the candidate itself changed is left changed, for
     the global-state guard to see."""
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        warnings.filterwarnings("always", message=_ALWAYS_MESSAGE)
         ours = list(warnings.filters)
         try:
             yield
@@ -299,9 +301,10 @@ def quiet() -> Iterator[None]:
             theirs = list(warnings.filters)
     HEARD.extend(caught)
     if theirs != ours:
-        added = [entry for entry in theirs if entry not in ours]
-        removed = [entry for entry in ours if entry not in theirs]
-        warnings.filters[:] = added + [entry for entry in warnings.filters if entry not in removed]
+        warnings.filters[:] = [entry for entry in theirs if entry != ours[0]]
+        mutated = getattr(warnings, "_filters_mutated", None)  # its caches follow (< 3.14)
+        if mutated is not None:
+            mutated()
 
 
 def build(impl: Implementation, case: Case, inputs: Inputs | None = None) -> Candidate:
