@@ -168,45 +168,28 @@ NNX = functools.partial(_nnx_layer, "LSTMCell")
 NNX_OPTIMIZED = functools.partial(_nnx_layer, "OptimizedLSTMCell")
 
 
+def _built_in(name: str, api: str, layer: Any, cells: tuple[str, ...], what: str) -> Implementation:
+    """One Flax built-in, or :class:`NotInstalled` naming ``pip install rnnspec[flax]``."""
+    not_installed("flax", name, "jax", f"flax.{api}")
+    wrappers = "nn.RNN / nn.Bidirectional" if api == "linen" else "nnx.RNN / nnx.Bidirectional"
+    return implementation(name, layer, cells, f"flax.{api} {what} under {wrappers}")
+
+
 def linen() -> Implementation:
     """``flax.linen``: SimpleCell, GRUCell, LSTMCell under ``RNN`` / ``Bidirectional``."""
-    not_installed("flax", "flax", "jax", "flax.linen")
-    return implementation(
-        "flax",
-        LINEN,
-        CELLS,
-        "flax.linen SimpleCell, GRUCell, LSTMCell under nn.RNN / nn.Bidirectional",
-    )
+    return _built_in("flax", "linen", LINEN, CELLS, "SimpleCell, GRUCell, LSTMCell")
 
 
 def linen_optimized() -> Implementation:
     """``flax.linen.OptimizedLSTMCell`` under ``RNN`` / ``Bidirectional``."""
-    not_installed("flax", "flax-optimized", "jax", "flax.linen")
-    return implementation(
-        "flax-optimized",
-        LINEN_OPTIMIZED,
-        ("lstm",),
-        "flax.linen OptimizedLSTMCell under nn.RNN / nn.Bidirectional",
-    )
+    return _built_in("flax-optimized", "linen", LINEN_OPTIMIZED, ("lstm",), "OptimizedLSTMCell")
 
 
 def nnx_cells() -> Implementation:
     """``flax.nnx``: SimpleCell, GRUCell (no b_hn), LSTMCell under ``RNN`` / ``Bidirectional``."""
-    not_installed("flax", "flax-nnx", "jax", "flax.nnx")
-    return implementation(
-        "flax-nnx",
-        NNX,
-        CELLS,
-        "flax.nnx SimpleCell, GRUCell, LSTMCell under nnx.RNN / nnx.Bidirectional",
-    )
+    return _built_in("flax-nnx", "nnx", NNX, CELLS, "SimpleCell, GRUCell, LSTMCell")
 
 
 def nnx_optimized() -> Implementation:
     """``flax.nnx.OptimizedLSTMCell`` under ``RNN`` / ``Bidirectional``."""
-    not_installed("flax", "flax-nnx-optimized", "jax", "flax.nnx")
-    return implementation(
-        "flax-nnx-optimized",
-        NNX_OPTIMIZED,
-        ("lstm",),
-        "flax.nnx OptimizedLSTMCell under nnx.RNN / nnx.Bidirectional",
-    )
+    return _built_in("flax-nnx-optimized", "nnx", NNX_OPTIMIZED, ("lstm",), "OptimizedLSTMCell")
