@@ -220,11 +220,34 @@ def _dtype_twins(case: Case, capabilities: Capabilities) -> list[Case]:
     ]
 
 
+LARGEST_RESIZED_HIDDEN = 128
+
+
+def _distinct(case: Case, taken: Collection[Case]) -> Case | None:
+    """``case``, or, when fitting folded it onto a case already taken, the same case at
+    larger sizes (input, hidden and projection sizes scaled together, so that their ratios
+    hold): a narrow candidate then runs each case of the grid on a configuration of its own
+    instead of losing it. None when the sizes would pass ``LARGEST_RESIZED_HIDDEN``."""
+    config, scale = case.config, 1
+    while case in taken:
+        scale += 1
+        if config.hidden_size * scale > LARGEST_RESIZED_HIDDEN:
+            return None
+        case = case.replace(
+            config=config.replace(
+                input_size=config.input_size * scale,
+                hidden_size=config.hidden_size * scale,
+                proj_size=config.proj_size * scale,
+            )
+        )
+    return case
+
+
 def for_envelope(
     provider: Provider, cells: Iterable[str], capabilities: Capabilities | None, **options: Any
 ) -> list[Case]:
     """The provider's cases for each cell in each working dtype the candidate declares,
-    fitted to the envelope (no duplicates).
+    fitted to the envelope; a case that fitting folds onto another runs at other sizes.
 
     Per cell, what the candidate cannot run after fitting is kept once per reason, to be
     skipped with it; an undeclared cell keeps one case, skipped with the reason. Without
@@ -243,7 +266,12 @@ def for_envelope(
             given = given + [twin for case in given for twin in _dtype_twins(case, capabilities)]
         runnable: list[Case] = []
         outside: dict[str, Case] = {}
-        for case in dict.fromkeys(fit(case, capabilities, keep) for case in given):
+        fitted: dict[Case, None] = {}
+        for case in dict.fromkeys(given):
+            distinct = _distinct(fit(case, capabilities, keep), fitted)
+            if distinct is not None:
+                fitted[distinct] = None
+        for case in fitted:
             reason = unsupported(
                 capabilities,
                 case,

@@ -206,6 +206,26 @@ def test_torch_keeps_every_case_of_the_fixed_grid() -> None:
             assert len(set(enveloped)) == len(enveloped), f"{category}: {name} has duplicates"
 
 
+def test_cases_that_fitting_folds_together_run_at_other_sizes() -> None:
+    """A one-layer, one-direction, batch-first candidate keeps every case of the grid: the
+    cases that fitting folds onto an earlier one run at larger sizes, I/H ratio kept."""
+    narrow = cell_loop.implementation.capabilities
+    fixed = parity.cases(["elman"])
+    folded = {fit(case, narrow) for case in fixed}
+    runnable = [
+        case
+        for case in for_envelope(parity.cases, ["elman"], narrow)
+        if unsupported(narrow, case) is None
+    ]
+    assert len(folded) < len(runnable) == len(set(runnable)) == len(fixed)
+    ratios = {(c.config.input_size, c.config.hidden_size) for c in fixed}
+    assert len(ratios) == 1
+    ((input_size, hidden_size),) = ratios
+    for case in runnable:
+        assert case.config.input_size * hidden_size == case.config.hidden_size * input_size
+        assert fit(case, narrow) == case
+
+
 def test_what_cannot_run_is_kept_once_per_cell_and_reason() -> None:
     no_packing = Capabilities(cells={"gru", "lstm"}, packed=False, initial_state=False)
     cases = for_envelope(robustness.packed_cases, ["gru", "lstm", "elman"], no_packing)
