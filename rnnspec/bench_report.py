@@ -535,14 +535,33 @@ def markdown(bench: Benchmarks, conformance: dict[str, Any] | None = None) -> st
     return "\n".join(lines) + "\n"
 
 
-AGREEMENT_HEADER = ("point", "earlier ratio", "ratio", "difference", "within")
+AGREEMENT_HEADER = ("point", "earlier ratio", "ratio", "difference", "within", "machine speed")
+MACHINE_SPEED_CHANGE = 0.25
+"""Both sides' times moving more than this, the same way, between two runs: the machine ran
+at another speed (a shared core, a neighbour), which moves a ratio on its own when one side
+is bound by Python's dispatch and the other by a kernel."""
+
+
+def machine_speed_change(record: dict[str, Any], before: dict[str, Any]) -> str | None:
+    """How the machine's speed changed between ``before`` and ``record`` (both sides'
+    median times moved the same way by more than :data:`MACHINE_SPEED_CHANGE`), or None."""
+    moves = [
+        record[side]["median"] / before[side]["median"] - 1 for side in ("candidate", "baseline")
+    ]
+    if all(move > MACHINE_SPEED_CHANGE for move in moves) or all(
+        move < -MACHINE_SPEED_CHANGE for move in moves
+    ):
+        return f"changed: candidate {moves[0]:+.0%}, baseline {moves[1]:+.0%}"
+    return None
 
 
 def agreement(
     records: list[dict[str, Any]], earlier_run: Benchmarks
 ) -> tuple[str, list[tuple[str, ...]]]:
     """How far each point's ratio moved from the earlier run's: a summary and a table row
-    per point measured in both, largest difference first."""
+    per point measured in both, largest difference first. Points at which the machine ran
+    at another speed (both sides' times moved together) are counted apart: there the two
+    runs did not measure under the same conditions."""
     earlier = {_key(record): record for record in earlier_run.records}
     found = []
     for record in records:
@@ -550,7 +569,8 @@ def agreement(
         if before is not None:
             ratio, old = record["ratio"], before["ratio"]
             difference = ratio["median"] / old["median"] - 1
-            found.append((abs(difference), difference, record, old))
+            change = machine_speed_change(record, before)
+            found.append((abs(difference), difference, record, old, change))
     found.sort(key=lambda item: -item[0])
     if not found:
         return f"no point of this run is in {earlier_run.source}", []
@@ -562,14 +582,29 @@ def agreement(
             f"{record['ratio']['median']:.3f}",
             f"{difference:+.1%}",
             "yes" if size <= half_width else "no",
+            change or "same",
         )
-        for size, difference, record, old in found
+        for size, difference, record, old, change in found
+    ]
+    same_speed = [
+        (size, row) for (size, *_), row in zip(found, rows, strict=True) if row[-1] == "same"
     ]
     within_count = sum(size <= half_width for size, *_ in found)
     summary = (
         f"{within_count} of {len(found)} points within +-{half_width:.0%} of the ratio measured "
         f"in {earlier_run.source}; largest difference {found[0][1]:+.1%} ({rows[0][0]})"
     )
+    if len(same_speed) < len(found):
+        same_within = sum(size <= half_width for size, _ in same_speed)
+        changed = len(found) - len(same_speed)
+        summary += (
+            f". At {changed} point{'s' if changed > 1 else ''} the machine ran at another speed "
+            f"(both sides' times moved more than {MACHINE_SPEED_CHANGE:.0%} the same way); "
+            f"of the {len(same_speed)} measured at the same speed, {same_within} are within "
+            f"+-{half_width:.0%}"
+        )
+        if same_speed:
+            summary += f", the largest difference {same_speed[0][1][3]} ({same_speed[0][1][0]})"
     return summary, rows
 
 

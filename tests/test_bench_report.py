@@ -361,5 +361,27 @@ def test_against_an_earlier_run_says_how_far_each_ratio_moved(tmp_path: Path) ->
         f"12 of 13 points within +-5% of the ratio measured in {earlier}; largest difference "
         "+8.0% (lstm forward T=16 B=4 H=16)" in text
     )
-    assert "| lstm forward T=16 B=4 H=16 | 1.200 | 1.296 | +8.0% | no |" in text
-    assert "| lstm forward T=8 B=1 H=16 | 1.300 | 1.261 | -3.0% | yes |" in text
+    assert "| lstm forward T=16 B=4 H=16 | 1.200 | 1.296 | +8.0% | no | same |" in text
+    assert "| lstm forward T=8 B=1 H=16 | 1.300 | 1.261 | -3.0% | yes | same |" in text
+    assert "another speed" not in text
+
+
+def test_against_counts_apart_the_points_where_the_machine_ran_at_another_speed(
+    tmp_path: Path,
+) -> None:
+    earlier = write_bench(tmp_path / "a.json", sweep_records())
+    moved = sweep_records()
+    slower = moved[2]  # both sides 60% and 40% slower: the ratio moved with the machine
+    slower["candidate"]["median"] *= 1.6
+    slower["baseline"]["median"] *= 1.4
+    slower["ratio"]["median"] *= 1.6 / 1.4
+    moved[3]["ratio"]["median"] *= 1.07  # same machine speed, a real disagreement
+    later = write_bench(tmp_path / "b.json", moved)
+    markdown_path, _ = bench_report.write(later, tmp_path / "out", against=earlier)
+    text = markdown_path.read_text(encoding="utf-8")
+    assert (
+        "At 1 point the machine ran at another speed (both sides' times moved more than 25% "
+        "the same way); of the 13 measured at the same speed, 12 are within +-5%, the largest "
+        "difference +7.0% (lstm forward T=8 B=1 H=16)" in text
+    )
+    assert "| +14.3% | no | changed: candidate +60%, baseline +40% |" in text
