@@ -359,6 +359,9 @@ def test_no_nonlinearity_on_the_recurrence_fails_parity() -> None:
     assert found.failed() == {"parity", "layout", "device", "dtype", "robustness"}
     assert {failure.category for failure in found.failures["parity"]} == {"mismatch"}
     assert found.ran("shapes") >= 1 and found.ran("gradients") == 0
+    diagnoses = {str(failure.details["diagnosis"]) for failure in found.failures["parity"]}
+    assert all("tanh_read_out" in text for text in diagnoses), diagnoses
+    assert any("applies tanh only to the output it reads out" in text for text in diagnoses)
 
 
 def test_stacked_squeeze_and_zero_state_without_device_fail_shapes_and_device() -> None:

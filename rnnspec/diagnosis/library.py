@@ -276,12 +276,17 @@ def _rewrite_function(hypothesis: Hypothesis, cell: Cell, config: RNNConfig) -> 
 
 def _read_out(hypothesis: Hypothesis, cell: Cell, config: RNNConfig) -> list[Explanation]:
     """``function`` dropped from the recurrence of the output state and applied to the
-    output only: the state carried (and returned) is the linear pre-activation."""
+    output only: the state carried is the linear pre-activation, and the state returned is
+    either that or, as an adapter around a network that returns only its outputs would
+    have it, the last output read out."""
     function = hypothesis.options["function"]
     if cell.output not in _calling(cell, function):
         return []
     changed = _rewrite(cell, [cell.output], function, "identity", hypothesis.name)
-    return [_explain(hypothesis, cell, Model(changed, read_out=function))]
+    return [
+        _explain(hypothesis, cell, Model(changed, read_out=function, final_from_last_step=last))
+        for last in (False, True)
+    ]
 
 
 def _state_layout(hypothesis: Hypothesis, cell: Cell, config: RNNConfig) -> list[Explanation]:
