@@ -55,6 +55,19 @@ class Case:
         """``["output", "h_n", "c_n"]`` for an LSTM: what a run returns, in order."""
         return ["output", *self.state_names()]
 
+    def result_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``output`` (padded form when packed) and each final state, as torch.nn gives them."""
+        config = self.config
+        features = config.num_directions * config.output_size
+        if self.batch is None:
+            output: tuple[int, ...] = (self.steps, features)
+        elif config.batch_first:
+            output = (self.batch, self.steps, features)
+        else:
+            output = (self.steps, self.batch, features)
+        states = config.state_shapes(config.resolve(), self.batch)
+        return dict(zip(self.result_names(), (output, *states), strict=True))
+
     def label(self) -> str:
         """``lstm I=5 H=4 layers=2 bidirectional T=5 B=3 dtype=float32``: for messages."""
         parts = [self.config.describe(), f"T={self.steps}"]

@@ -372,6 +372,15 @@ def test_stacked_squeeze_and_zero_state_without_device_fail_shapes_and_device() 
     assert found.failed() == {"shapes", "device", "robustness"}
     assert {failure.category for failure in found.failures["shapes"]} == {"shape"}
     assert any("B=1" in str(failure) for failure in found.failures["shapes"])
+    assert all(
+        "with its size-one dimensions dropped, as `.squeeze()` without a dimension does"
+        in str(failure.details["diagnosis"])
+        for failure in found.failures["shapes"]
+    )
+    assert all(
+        "matches zero_state_device" in str(failure.details["diagnosis"])
+        for failure in found.failures["device"]
+    )
     meta = [str(failure) for failure in found.failures["device"]]
     assert all(failure.category == "device" for failure in found.failures["device"])
     assert any("layers=2 batch_first T=2 B=3 hx=None" in message for message in meta), meta

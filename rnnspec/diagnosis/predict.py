@@ -200,11 +200,25 @@ def observed(case: Case, got: Outputs) -> Observed | str:
     output, states = to_numpy(got.output), [to_numpy(state) for state in got.states]
     rank = 2 if case.unbatched else 3
     wrong = [
-        f"{name} has {array.ndim} dimensions, expected {rank}"
-        for name, array in zip(case.result_names(), [output, *states], strict=True)
+        _rank_problem(name, array.shape, expected)
+        for (name, expected), array in zip(
+            case.result_shapes().items(), [output, *states], strict=True
+        )
         if array.ndim != rank
     ]
     return wrong[0] if wrong else time_major(case, output, states)
+
+
+def _rank_problem(name: str, got: tuple[int, ...], expected: tuple[int, ...]) -> str:
+    """Why ``got`` is not ``expected``'s rank; names ``.squeeze()`` when it explains it."""
+    problem = f"{name} has {len(got)} dimensions, expected {len(expected)}"
+    if tuple(got) == tuple(size for size in expected if size != 1):
+        problem += (
+            f": {tuple(got)} is {expected} with its size-one dimensions dropped, as "
+            "`.squeeze()` without a dimension does; squeeze only the dimension you mean "
+            "(`.squeeze(0)`), or none"
+        )
+    return problem
 
 
 # -- how far a prediction is from what the candidate returned ------------------------------
