@@ -136,7 +136,7 @@ DTYPE_ORDER = ("float64", "float32", "float16", "bfloat16")  # most precise firs
 # it declares neither); bfloat16 and float16 are the dtype category's, whose cases keep
 # their dtype.
 WORKING_DTYPES = ("float64", "float32")
-ASPECTS = frozenset({"initial_state", "direction", "dtype", "gradients"})
+ASPECTS = frozenset({"initial_state", "direction", "dtype", "single_dtype", "gradients"})
 Provider = Callable[..., list[Case]]
 
 
@@ -144,7 +144,8 @@ def needs(*aspects: str) -> Callable[[Provider], Provider]:
     """Mark a case provider with what its check exists to test: ``initial_state`` (the
     check passes h0 whatever the case says: never fitted away), ``direction`` (the check
     means one direction: never made bidirectional), ``dtype`` (the case's dtype is the
-    point: never fitted, no twins) or ``gradients`` (the check runs backward: a candidate
+    point: never fitted, no twins), ``single_dtype`` (one dtype is enough: fitted to the
+    nearest declared, no twins) or ``gradients`` (the check runs backward: a candidate
     without gradients runs none of its cases)."""
     unknown = set(aspects) - ASPECTS
     if unknown:
@@ -275,7 +276,7 @@ def for_envelope(
         if not capabilities.declares(cell):
             found += given[:1]
             continue
-        if "dtype" not in keep:
+        if not keep & {"dtype", "single_dtype"}:
             given = given + [twin for case in given for twin in _dtype_twins(case, capabilities)]
         runnable: list[Case] = []
         outside: dict[str, Case] = {}

@@ -22,7 +22,7 @@ import conformance
 import rnnspec
 from rnnspec import implementations, tolerance
 from rnnspec.cases import fit, for_envelope, make_case, nearest_dtype, unsupported
-from rnnspec.checks import device, gradients, ignore, parity, robustness
+from rnnspec.checks import device, gradients, ignore, parity, robustness, transforms
 from rnnspec.compare import CheckFailure
 from rnnspec.config import RNNConfig
 from rnnspec.harness import Unsupported
@@ -224,6 +224,17 @@ def test_cases_that_fitting_folds_together_run_at_other_sizes() -> None:
     for case in runnable:
         assert case.config.input_size * hidden_size == case.config.hidden_size * input_size
         assert fit(case, narrow) == case
+
+
+def test_single_dtype_cases_run_in_the_nearest_declared_dtype_without_twins() -> None:
+    """Transforms need one dtype, not a particular one: float32 for torch.nn, float64 for a
+    float64-only candidate (which ran no transform before)."""
+    float64_only = Capabilities(dtypes={"float64"})
+    fitted = for_envelope(transforms.compile_cases, ["gru"], float64_only)
+    assert fitted and {case.dtype for case in fitted} == {"float64"}
+    torch_nn = for_envelope(transforms.compile_cases, ["gru"], Capabilities())
+    assert torch_nn == transforms.compile_cases(["gru"])
+    assert {case.dtype for case in torch_nn} == {"float32"}
 
 
 def test_what_cannot_run_is_kept_once_per_cell_and_reason() -> None:

@@ -10,7 +10,8 @@ TorchScript calls overloaded RNN forwards), ``torch.onnx.export`` run in ONNX Ru
 ``torch.func.vmap`` over a batch of inputs. A transform that raises, when applied or when
 its result runs, fails as ``unsupported-transform``, apart from wrong numbers; a candidate
 declares what it supports in ``Capabilities.transforms``, and the rest is skipped.
-Cases are float32, the dtype compiled and exported models run in.
+Cases are float32, the dtype compiled and exported models run in (a float64-only candidate:
+float64).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def _common(cell: str) -> list[Case]:
     return found
 
 
-@needs("dtype")
+@needs("single_dtype")
 def compile_cases(cells: Iterable[str]) -> list[Case]:
     """The common cases and packed unsorted lengths on one bidirectional layer."""
     return [
@@ -72,27 +73,27 @@ def compile_cases(cells: Iterable[str]) -> list[Case]:
     ]
 
 
-@needs("dtype")
+@needs("single_dtype")
 def inductor_cases(cells: Iterable[str]) -> list[Case]:
     """One layer with h0 per cell: inductor compiles each case for seconds to a minute."""
     return [_case(cell) for cell in cells]
 
 
-@needs("dtype")
+@needs("single_dtype")
 def export_cases(cells: Iterable[str]) -> list[Case]:
     """The common cases and unbatched input. Not packed: a PackedSequence's batch sizes
     steer Python control flow, which torch.export cannot capture (README, findings)."""
     return [case for cell in cells for case in [*_common(cell), _case(cell, batch=None)]]
 
 
-@needs("dtype")
+@needs("single_dtype")
 def onnx_cases(cells: Iterable[str]) -> list[Case]:
     """Two bidirectional layers with h0 (each export takes seconds). Not packed, and no
     projections: ONNX's LSTM operator has none (README, findings)."""
     return [_case(cell, 2, True) for cell in cells]
 
 
-@needs("dtype")
+@needs("single_dtype")
 def vmap_cases(cells: Iterable[str]) -> list[Case]:
     """One layer with h0; two bidirectional batch_first layers without."""
     return [
