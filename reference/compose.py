@@ -1,9 +1,9 @@
 """Compose generated layer functions into networks, once for every backend.
 
 The rules (state index, direction order, reverse within lengths, dropout between layers)
-are those of ``rnnspec/specs/composition.toml``. :func:`run` also composes the ways people
-get them wrong (``REVERSE_MODES``, ``FEEDS``), so the diagnosis can predict what such a
-network computes with the same loop.
+are those of ``rnnspec/specs/composition.toml``. :func:`forward_network` also composes the
+ways people get them wrong (``REVERSE_MODES``, ``FEEDS``), so the diagnosis can predict what
+such a network computes with the same loop.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def reverse_index(lengths: np.ndarray, steps: int) -> np.ndarray:
     return np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
 
 
-def run(
+def forward_network(
     layer: LayerFunction,
     ops: ArrayOps,
     x: Any,

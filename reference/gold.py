@@ -49,7 +49,7 @@ def forward(
         found = {p.name: weights[canonical_name(p.name, layer, direction)] for p in active}
         return {**zero_bias, **found}
 
-    output, finals = compose.run(
+    output, finals = compose.forward_network(
         layer_function(cell, "numpy"),
         compose.NumpyOps(),
         x,

@@ -86,7 +86,7 @@ class RNN(nn.Module):
             x = x.transpose(0, 1)
         states = self._initial_states(x, hx, unbatched)
         params = dict(self.named_parameters())
-        output, finals = compose.run(
+        output, finals = compose.forward_network(
             self._layer,
             compose.TorchOps(),
             x,

@@ -44,7 +44,10 @@ class Run:
 
 
 @dataclass
-class Result:
+class CheckResult:
+    """One conformance check as it ended: outcome, message, failure kind, comparisons,
+    the verdict as data, warnings and the cell it ran on."""
+
     nodeid: str
     category: str
     outcome: str
@@ -68,7 +71,7 @@ def category_of(nodeid: str, keywords: Any = ()) -> str | None:
 
 class Results:
     def __init__(self) -> None:
-        self.items: list[Result] = []
+        self.items: list[CheckResult] = []
         self.run = Run()
 
     def count(self) -> int:
@@ -87,7 +90,7 @@ class Results:
         properties = dict(report.user_properties)
         failure = "crashed" if crashed else properties.get("rnnspec-failure", "")
         self.items.append(
-            Result(
+            CheckResult(
                 report.nodeid,
                 category,
                 outcome,
@@ -100,7 +103,7 @@ class Results:
             )
         )
 
-    def sorted_items(self) -> list[Result]:
+    def sorted_items(self) -> list[CheckResult]:
         return sorted(self.items, key=lambda result: result.nodeid)
 
     def complete(self) -> bool:
@@ -233,12 +236,12 @@ def _replace(target: Path, text: str) -> None:
         raise
 
 
-def ran_nothing(items: list[Result], capabilities: Any) -> list[dict[str, str]]:
+def ran_nothing(items: list[CheckResult], capabilities: Any) -> list[dict[str, str]]:
     """Each category that ran no check (every one skipped) for a cell the candidate
     declares, with the most common skip reason; categories never collected are left out."""
     if capabilities is None:
         return []
-    grouped: dict[tuple[str, str], list[Result]] = defaultdict(list)
+    grouped: dict[tuple[str, str], list[CheckResult]] = defaultdict(list)
     for result in items:
         if result.cell and capabilities.declares(result.cell):
             grouped[result.category, result.cell].append(result)
@@ -250,7 +253,7 @@ def ran_nothing(items: list[Result], capabilities: Any) -> list[dict[str, str]]:
     return sorted(found, key=lambda row: (CATEGORIES.index(row["category"]), row["cell"]))
 
 
-def skipped_by_cell(items: list[Result]) -> list[dict[str, Any]]:
+def skipped_by_cell(items: list[CheckResult]) -> list[dict[str, Any]]:
     """Skipped checks counted per category, cell and reason: what did not run, and where."""
     counts = Counter((r.category, r.cell, r.message) for r in items if r.outcome == "skipped")
     return [

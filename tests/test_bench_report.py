@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from rnnspec import bench_report, cli, implementations, speed
-from rnnspec.results import Result, Results
+from rnnspec.results import CheckResult, Results
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -130,8 +130,8 @@ def conformance_data() -> dict[str, Any]:
         "passed": False,
     }
     results.items += [
-        Result("test_parity.py::test_forward[lstm]", "parity", "passed"),
-        Result(
+        CheckResult("test_parity.py::test_forward[lstm]", "parity", "passed"),
+        CheckResult(
             "test_parity.py::test_forward[gru]",
             "parity",
             "failed",
@@ -139,7 +139,9 @@ def conformance_data() -> dict[str, Any]:
             "mismatch",
             [comparison],
         ),
-        Result("test_shapes.py::test_x[elman]", "shapes", "skipped", "bidirectional not supported"),
+        CheckResult(
+            "test_shapes.py::test_x[elman]", "shapes", "skipped", "bidirectional not supported"
+        ),
     ]
     return results.as_dict(implementations.reference())
 

@@ -66,7 +66,7 @@ def diagnosed(check: Check) -> Check:
     """A check whose failures carry a diagnosis of the candidate's forward run on the case."""
 
     @functools.wraps(check)
-    def run(impl: Implementation, case: Case, record: Any) -> None:
+    def check_then_diagnose(impl: Implementation, case: Case, record: Any) -> None:
         __tracebackhide__ = True
         try:
             check(impl, case, record)
@@ -75,7 +75,7 @@ def diagnosed(check: Check) -> Check:
                 attach(failure, functools.partial(rerun, impl, case, failure.category))
             raise
 
-    return run
+    return check_then_diagnose
 
 
 def rerun(impl: Implementation, case: Case, category: str) -> Verdict | None:

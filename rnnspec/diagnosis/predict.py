@@ -1,9 +1,9 @@
 """Prediction: what a network computes under a hypothesis, on a failing case's own inputs.
 
 A :class:`Model` is a cell (possibly with rewritten equations), a transform of the canonical
-weights and the options of :func:`reference.compose.run` for wrong compositions, plus the
-few bugs that sit around the network loop (initial and final states, packing, projection,
-a read-out). :func:`predict` runs it in float64 NumPy through ``reference.compose``.
+weights and the options of :func:`reference.compose.forward_network` for wrong compositions,
+plus the few bugs that sit around the network loop (initial and final states, packing,
+projection, a read-out). :func:`predict` runs it in float64 NumPy through ``reference.compose``.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def predict(
         shapes = config.state_shapes(model.cell, x.shape[1])
         states = [_padded(state, shape) for state, shape in zip(states, shapes, strict=True)]
     run_lengths = None if model.lengths_ignored else lengths
-    output, finals = compose.run(
+    output, finals = compose.forward_network(
         layer_function(model.cell),
         compose.NumpyOps(),
         x,
