@@ -1,17 +1,13 @@
-"""``rnnspec list``: every registered implementation and what it declares it supports.
+"""The listing of every registered implementation and what it declares it supports.
 
 An entry point that fails to load is listed as BROKEN with its import error; the others
-are still listed. The listing itself worked, so the exit status is 0 unless ``--strict``
-asks for 1 on any broken entry (for CI that wants to catch a broken install).
+are still listed (``rnnspec list``, :mod:`rnnspec.commands.list_implementations`).
 """
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
-
 from rnnspec.protocol import Capabilities, Implementation
-from rnnspec.registry import GROUP, Registered, discover
+from rnnspec.registry import GROUP, Registered
 
 FLAGS = (
     ("unidirectional", "unidirectional"),
@@ -29,36 +25,18 @@ FLAGS = (
 )
 
 
-def add_command(commands: Any) -> None:
-    """Add ``list`` to the ``rnnspec`` subcommands."""
-    parser = commands.add_parser(
-        "list",
-        help="list the registered implementations and what each supports",
-        description=f"List every implementation registered under the entry point group "
-        f"{GROUP} (the names --impl accepts) with its declared capabilities: cells, "
-        "layers, dtypes, devices and flags. An entry point that fails to load is shown as "
-        "BROKEN with its error; the exit status is still 0 unless --strict is given.",
-    )
-    parser.add_argument(
-        "--strict", action="store_true", help="exit 1 when an entry point fails to load"
-    )
-    parser.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    entries = discover()
-    print(render(entries), end="")
-    broken = any(entry.error is not None and entry.installed for entry in entries)
-    return 1 if args.strict and broken else 0
+def broken(entries: list[Registered]) -> int:
+    """How many installed entry points failed to load."""
+    return sum(entry.error is not None and entry.installed for entry in entries)
 
 
 def render(entries: list[Registered]) -> str:
     """The listing as text: one block per entry point, broken ones included."""
     if not entries:
         return f"no implementations registered (entry point group {GROUP})\n"
-    broken = sum(entry.error is not None and entry.installed for entry in entries)
+    failed = broken(entries)
     header = f"{len(entries)} implementation(s) registered under {GROUP}"
-    lines = [header + (f", {broken} BROKEN" if broken else ""), ""]
+    lines = [header + (f", {failed} BROKEN" if failed else ""), ""]
     for entry in entries:
         lines.append(f"{entry.name}  ({entry.target})")
         if not entry.installed:

@@ -1,4 +1,4 @@
-"""``rnnspec matrix``: one compatibility table for several implementations.
+"""One compatibility table for several implementations (``rnnspec matrix``).
 
 Runs the conformance suite on each implementation in its own process
 (``pytest --pyargs conformance --impl NAME --conformance-report ...``), then writes
@@ -9,7 +9,6 @@ of each failing cell and category. Each run's own report stays in ``reports/``.
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import re
@@ -47,40 +46,16 @@ class Run:
         return sum(self.counts.values(), Counter())
 
 
-def add_command(commands: Any) -> None:
-    parser = commands.add_parser(
-        "matrix",
-        help="run the suite on several implementations and write a compatibility table",
-        description="Run `pytest --pyargs conformance --impl NAME` for each --impl (one "
-        "process each) and write DIR/matrix.md and DIR/matrix.html: implementation x cell x "
-        "category, passed/failed/skipped, and the first diagnosis of each failing cell. "
-        "Arguments after -- go to every pytest run (e.g. -- -n 2 --xfails FILE).",
-    )
-    parser.add_argument("--impl", action="append", required=True, metavar="NAME")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR")
-    parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
-    parser.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    given = args.pytest_args
-    extra = given[1:] if given[:1] == ["--"] else given
-    out: Path = args.out
+def write(out: Path, names: list[str], pytest_args: list[str]) -> list[Run]:
+    """Run the suite on each implementation and write ``out/matrix.md`` and
+    ``out/matrix.html``; files there that ``rnnspec matrix`` did not write are kept."""
     for path in (out / "matrix.md", out / "matrix.html"):
         if path.exists() and GENERATOR not in path.read_text(encoding="utf-8", errors="replace"):
             raise ConfigError(f"refusing to overwrite {path}: not written by rnnspec matrix")
-    runs = [run_suite(name, out / "reports", extra) for name in args.impl]
+    runs = [run_suite(name, out / "reports", pytest_args) for name in names]
     (out / "matrix.md").write_text(markdown(runs), encoding="utf-8")
     (out / "matrix.html").write_text(html_page(runs), encoding="utf-8")
-    for one in runs:
-        total = one.total()
-        print(
-            f"{one.name}: {total['passed']} passed, {total['failed']} failed, "
-            f"{total['skipped']} skipped in {one.seconds:.1f} s"
-            + (f" ({one.error})" if one.error else "")
-        )
-    print(f"wrote {out / 'matrix.md'} and {out / 'matrix.html'}")
-    return 0 if all(one.exit_code == 0 for one in runs) else 1
+    return runs
 
 
 def run_suite(name: str, reports: Path, extra: list[str]) -> Run:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from rnnspec.notation import BinOp, Block, Call, Expr, Name, Neg, Number, transform
-from rnnspec.spec import Cell, Composition
+from rnnspec.spec import Cell, Composition, shipped_specs
 
 FORMATS = ("text", "markdown", "latex")
 _LATEX_FUNCTIONS = {
@@ -160,3 +160,14 @@ def _symbol(cell: Cell, name: str, gate: str) -> str:
     param = cell.parameter(name)
     symbol = param.symbol or name.replace("_", r"\_")
     return symbol.replace("%s", gate) if "%s" in symbol else symbol
+
+
+def shipped_cells() -> str:
+    """One line per shipped cell and variant: its title and its torch.nn equivalent."""
+    lines = []
+    for kind, loaded in shipped_specs().items():
+        for variant, cell in loaded.cells.items():
+            label = cell.name if not cell.is_base else f"{kind} ({variant})"
+            torch_name = f"torch.nn.{cell.torch.module}" if cell.torch else "no torch.nn equivalent"
+            lines.append(f"{label:24} {cell.title}; {torch_name}\n")
+    return "".join(lines)

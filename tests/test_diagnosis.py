@@ -72,12 +72,12 @@ OUTSIDE_LIBRARY = sorted(name for name, entry in ZOO.items() if entry.hypothesis
 
 
 @cache
-def first_failure(name: str) -> diagnosis.Result | None:
+def first_failure(name: str) -> diagnosis.Trial | None:
     """The zoo entry's first failing diagnostic case, diagnosed (None: it passes them all)."""
     impl = ZOO[name].implementation
     for cell in sorted(impl.capabilities.cells):
         for case in diagnosis.diagnostic_cases(cell):
-            result = diagnosis.run(impl, case)
+            result = diagnosis.try_case(impl, case)
             if result.outcome in ("failed", "raised"):
                 return result
     return None
@@ -152,7 +152,7 @@ def test_zoo_bugs_outside_the_library_are_not_guessed():
 @pytest.mark.parametrize("impl", [torch_nn(), scratch.correct], ids=["torch", "scratch"])
 def test_a_correct_network_passes_every_diagnostic_case(impl):
     for case in diagnosis.diagnostic_cases("lstm"):
-        assert diagnosis.run(impl, case).outcome == "passed"
+        assert diagnosis.try_case(impl, case).outcome == "passed"
 
 
 def test_parity_failure_carries_the_verdict_as_data():
@@ -304,7 +304,7 @@ def _no_bias_in_layer_0(module, weights):
 
 
 def _verdict(impl: Implementation, case: Case) -> diagnosis.Verdict:
-    result = diagnosis.run(impl, case)
+    result = diagnosis.try_case(impl, case)
     assert result.outcome == "failed" and result.verdict is not None, str(result)
     return result.verdict
 

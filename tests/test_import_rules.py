@@ -108,3 +108,18 @@ def test_the_rules_see_imports():
     assert "rnnspec.model" in imports("rnnspec.codegen")
     assert "rnnspec.codegen" in imports("rnnspec.spec")
     assert "rnnspec.checks" in imports("rnnspec.checks.parity")
+
+
+def test_only_the_command_line_imports_the_commands():
+    """The commands sit on top: the modules they call never import them."""
+
+    def is_command(module: str) -> bool:
+        return module == "rnnspec.commands" or module.startswith("rnnspec.commands.")
+
+    importers = sorted(
+        module
+        for module in modules()
+        if module != "rnnspec.cli" and not is_command(module)
+        if any(is_command(target) for target in imports(module))
+    )
+    assert not importers, f"{importers} import rnnspec.commands"

@@ -7,12 +7,11 @@
 - :mod:`.verdict`: the matching hypothesis at the candidate's precision, and the fix;
 - :mod:`.gradients`: which gradients are wrong, by parameter, layer, direction and gate;
 - :mod:`.failures`: verdicts attached to check failures as data;
-- :mod:`.command`: ``rnnspec diagnose``.
+- :mod:`.trial`: one case run, judged and diagnosed (what ``rnnspec diagnose`` prints).
 
 This package sits below :mod:`rnnspec.checks`: the checks import it, never the reverse.
 """
 
-from rnnspec.diagnosis.command import Result, add_command, case_from_options, diagnostic_cases, run
 from rnnspec.diagnosis.failures import annotate, attach, diagnosed, explain_gradients
 from rnnspec.diagnosis.gradients import GradientVerdict, localise_gradients
 from rnnspec.diagnosis.library import (
@@ -31,6 +30,7 @@ from rnnspec.diagnosis.predict import (
     predict,
     time_major,
 )
+from rnnspec.diagnosis.trial import Trial, diagnostic_cases, judged_as, try_case
 from rnnspec.diagnosis.verdict import NO_MATCH, Verdict, diagnose, likely_causes
 
 __all__ = [
@@ -42,24 +42,23 @@ __all__ = [
     "Hypothesis",
     "Model",
     "Observed",
-    "Result",
+    "Trial",
     "Verdict",
-    "add_command",
     "annotate",
     "attach",
     "canonical_inputs",
-    "case_from_options",
     "diagnose",
     "diagnosed",
     "diagnostic_cases",
     "distance",
     "explain_gradients",
     "explanations",
+    "judged_as",
     "library",
     "likely_causes",
     "localise",
     "localise_gradients",
     "predict",
-    "run",
     "time_major",
+    "try_case",
 ]
