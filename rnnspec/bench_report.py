@@ -1,4 +1,4 @@
-"""Speed reports: Markdown and one self-contained HTML page with plots.
+"""Speed reports: a pytest-benchmark sweep read, checked and plotted, as report data.
 
 Input is pytest-benchmark's JSON (``--benchmark-json``) from ``pytest conformance -m speed``;
 each entry's ``extra_info["rnnspec_speed"]`` is a :class:`rnnspec.speed.SpeedResult`.
@@ -7,14 +7,13 @@ candidate/baseline and the fraction of the matrix-product limit against T, B and
 Every figure is checked before it is shown (:func:`flags`): ratios that did not converge or
 whose quartiles are far apart, matrix-product limits that disagree with each other, and
 fractions of the limit above what the baseline reaches are listed on the first screen.
-A conformance report (``--conformance-report``'s JSON) renders into the same page.
+A conformance report (``--conformance-report``'s JSON) goes below it;
+:mod:`rnnspec.report_render` renders both to Markdown and to one self-contained HTML page.
 Files that rnnspec did not write are never overwritten unless ``force`` is given.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 import json
 from collections import Counter
@@ -22,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rnnspec import report_render
 from rnnspec.errors import RnnSpecError
-from rnnspec.results import markdown as conformance_markdown
+from rnnspec.report_model import ConformanceReport, Report, SpeedReport, Table
 from rnnspec.results import report_problem
 from rnnspec.speed import LEFT_OUT_KEY, LIMIT_FACTOR, RECORD_KEY, SCHEMA
 
@@ -427,6 +427,11 @@ TABLE_HEADER = (
     "limit GFLOP/s",
     "flags",
 )
+TABLE_NUMBERS = frozenset(
+    index
+    for index, column in enumerate(TABLE_HEADER)
+    if column not in ("cell", "mode", "dtype", "device", "baseline", "flags")
+)
 
 
 def table_rows(records: list[dict[str, Any]], found: list[Flag]) -> list[tuple[str, ...]]:
@@ -509,30 +514,44 @@ NOTES = (
 )
 
 
-def markdown(bench: Benchmarks, conformance: dict[str, Any] | None = None) -> str:
+def speed_report(bench: Benchmarks) -> SpeedReport:
+    """The sweep as report data: flags, what ran, the tables; figures drawn when shown."""
     records = bench.records
     found = flags(records)
-    lines = [MARKER, f"# {_title(records)}", ""]
-    lines += _section("Flags", flag_lines(found) or ["none: every figure passed its checks"])
-    if bench.left_out:
-        lines += _section("Left out", left_out_lines(bench))
-    lines += _section("What ran", environment_lines(bench))
-    warned = warnings_found(records)
-    if warned:
-        lines += _section("Warnings", warned)
-    lines += ["## Results", "", NOTES, ""]
-    lines += _markdown_table(TABLE_HEADER, table_rows(records, found), 8)
-    lines += ["", "## First call and steady state", ""]
-    lines += _markdown_table(FIRST_CALL_HEADER, first_call_rows(records), 2)
+    compared = None
     if bench.earlier is not None:
         summary, rows = agreement(records, bench.earlier)
-        lines += ["", "## Against the earlier run", "", summary, ""]
-        lines += _markdown_table(AGREEMENT_HEADER, rows, 1)
-    lines += ["", f"Plots: {BASENAME}.html."]
-    if conformance is not None:
-        body = conformance_markdown(conformance)
-        lines += ["", *("#" + line if line.startswith("#") else line for line in body.splitlines())]
-    return "\n".join(lines) + "\n"
+        compared = (summary, Table.numeric_from(AGREEMENT_HEADER, rows, 1))
+    return SpeedReport(
+        title=_title(records),
+        flags=flag_lines(found),
+        left_out=left_out_lines(bench),
+        environment=environment_lines(bench),
+        warnings=warnings_found(records),
+        notes=NOTES,
+        results=Table(TABLE_HEADER, table_rows(records, found), TABLE_NUMBERS),
+        first_call=Table.numeric_from(FIRST_CALL_HEADER, first_call_rows(records), 2),
+        agreement=compared,
+        figures=lambda: figures(records, found),
+    )
+
+
+def report(bench: Benchmarks, conformance: dict[str, Any] | None = None) -> Report:
+    """The speed report, with the conformance report of ``conformance`` (its JSON) below."""
+    return Report(
+        speed_report(bench),
+        None if conformance is None else ConformanceReport.from_dict(conformance),
+        marker=MARKER,
+        figures_file=f"{BASENAME}.html",
+    )
+
+
+def markdown(bench: Benchmarks, conformance: dict[str, Any] | None = None) -> str:
+    return report_render.markdown(report(bench, conformance))
+
+
+def render_html(bench: Benchmarks, conformance: dict[str, Any] | None = None) -> str:
+    return report_render.html_page(report(bench, conformance))
 
 
 AGREEMENT_HEADER = ("point", "earlier ratio", "ratio", "difference", "within", "machine speed")
@@ -610,21 +629,6 @@ def agreement(
 
 def _key(record: dict[str, Any]) -> tuple[Any, ...]:
     return (*_order(record), record["implementation"], record["baseline_implementation"])
-
-
-def _section(title: str, items: list[str]) -> list[str]:
-    return [f"## {title}", "", *(f"- {item}" for item in items), ""]
-
-
-def _markdown_table(
-    header: tuple[str, ...], rows: list[tuple[str, ...]], numeric_from: int
-) -> list[str]:
-    rule = "|".join("---" if i < numeric_from else "---:" for i in range(len(header)))
-    return [
-        "| " + " | ".join(header) + " |",
-        f"|{rule}|",
-        *("| " + " | ".join(row) + " |" for row in rows),
-    ]
 
 
 # -- plots ------------------------------------------------------------------------------
@@ -789,112 +793,6 @@ def _series(
         ax.plot([x], [y], "o", color=color, markerfacecolor=face, markersize=6)
 
 
-# -- HTML -------------------------------------------------------------------------------
-STYLE = (
-    "body{font-family:system-ui,sans-serif;margin:2em;max-width:80em}"
-    "table{border-collapse:collapse;font-size:0.85em}"
-    "td,th{border:1px solid #ccc;padding:0.2em 0.5em}td.n{text-align:right}"
-    ".warn{color:#a40}img{max-width:100%}"
-)
-
-
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], numeric_from: int) -> str:
-    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f"<td{' class=n' if i >= numeric_from else ''}>{html.escape(cell)}</td>"
-            for i, cell in enumerate(row)
-        )
-        + "</tr>"
-        for row in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _list(items: list[str], css: str = "") -> str:
-    attribute = f' class="{css}"' if css else ""
-    return f"<ul{attribute}>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>"
-
-
-def conformance_html(data: dict[str, Any]) -> str:
-    parts = [f"<h2>Conformance: {html.escape(str(data.get('implementation')))}</h2>"]
-    rows = [
-        (category, *(str(counts.get(key, 0)) for key in ("passed", "failed", "skipped")))
-        for category, counts in data["summary"].items()
-    ]
-    parts.append(_table(("category", "passed", "failed", "skipped"), rows, 1))
-    failed = [r for r in data["results"] if r["outcome"] == "failed"]
-    if failed:
-        parts.append("<h3>Failures</h3>")
-        parts.append(
-            _list([f"{r['nodeid']} ({r['failure']}): {r['message']}" for r in failed], "warn")
-        )
-    if data.get("worst_errors"):
-        parts.append("<h3>Largest error seen versus tolerance</h3>")
-        rows = [
-            (
-                key,
-                f"{w['max_abs']:.3g}",
-                f"{w['max_rel']:.3g}",
-                f"{w['atol']:.3g}",
-                f"{w['rtol']:.3g}",
-                f"{w['ratio_to_atol']:.3g}",
-            )
-            for key, w in data["worst_errors"].items()
-        ]
-        header = ("check:value", "max abs error", "max rel error", "atol", "rtol", "error/atol")
-        parts.append(_table(header, rows, 1))
-    if data.get("skip_reasons"):
-        parts.append("<h3>Skipped, by reason</h3>")
-        reasons = sorted(data["skip_reasons"].items(), key=lambda kv: -kv[1])
-        parts.append(_table(("checks", "reason"), [(str(n), r) for r, n in reasons], 0))
-    return "\n".join(parts)
-
-
-def render_html(bench: Benchmarks, conformance: dict[str, Any] | None = None) -> str:
-    records = bench.records
-    found = flags(records)
-    title = _title(records)
-    parts = [
-        "<!DOCTYPE html>",
-        MARKER,
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        f"<h2>Flags ({len(found)})</h2>",
-        _list(flag_lines(found), "warn")
-        if found
-        else "<p>none: every figure passed its checks</p>",
-    ]
-    if bench.left_out:
-        parts += ["<h2>Left out</h2>", _list(left_out_lines(bench), "warn")]
-    parts += ["<h2>What ran</h2>", _list(environment_lines(bench))]
-    warned = warnings_found(records)
-    if warned:
-        parts += ["<h2>Warnings</h2>", _list(warned, "warn")]
-    parts += ["<h2>Plots</h2>", f"<p>{html.escape(NOTES)}</p>"]
-    for caption, png in figures(records, found):
-        encoded = base64.b64encode(png).decode("ascii")
-        parts.append(
-            f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{encoded}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-        )
-    parts += ["<h2>Results</h2>", _table(TABLE_HEADER, table_rows(records, found), 2)]
-    parts += [
-        "<h2>First call and steady state</h2>",
-        _table(FIRST_CALL_HEADER, first_call_rows(records), 2),
-    ]
-    if bench.earlier is not None:
-        summary, rows = agreement(records, bench.earlier)
-        parts += ["<h2>Against the earlier run</h2>", f"<p>{html.escape(summary)}</p>"]
-        parts.append(_table(AGREEMENT_HEADER, rows, 1))
-    if conformance is not None:
-        parts.append(conformance_html(conformance))
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
-
-
 # -- writing ----------------------------------------------------------------------------
 def written_by_us(path: Path) -> bool:
     try:
@@ -924,7 +822,8 @@ def write(
                 f"{target} exists and was not written by `rnnspec report`; "
                 "refusing to overwrite it (pass --force, or choose another --out)"
             )
-    texts = [markdown(bench, conformance), render_html(bench, conformance)]
+    built = report(bench, conformance)
+    texts = [report_render.markdown(built), report_render.html_page(built)]
     out_dir.mkdir(parents=True, exist_ok=True)
     for target, text in zip(targets, texts, strict=True):
         target.write_text(text, encoding="utf-8")

@@ -1,4 +1,5 @@
-"""Conformance results: collected from test reports, summarized, written as JSON and Markdown.
+"""Conformance results: collected from test reports, summarized, written as JSON and Markdown
+(rendered from the report model by :mod:`rnnspec.report_render`).
 
 A report says how the run ended (exit status, interrupted, complete, checks collected versus
 reported) and is written atomically: a run that dies before its end leaves the report of a
@@ -21,10 +22,13 @@ from typing import Any
 from rnnspec.checks import CATEGORIES
 from rnnspec.diagnosis.verdict import likely_causes
 from rnnspec.errors import RnnSpecError
+from rnnspec.report_model import ConformanceReport, Report
+from rnnspec.report_render import CONFORMANCE_TITLE
+from rnnspec.report_render import markdown as render_markdown
 
 OUTCOMES = ("passed", "failed", "skipped")
 GENERATOR = "rnnspec conformance report"
-MARKDOWN_TITLE = "# rnnspec conformance report"
+MARKDOWN_TITLE = f"# {CONFORMANCE_TITLE}"
 CRASHED = "crashed while running"  # pytest-xdist's message for a check whose worker died
 
 
@@ -215,7 +219,8 @@ class Results:
         data = self.as_dict(impl)
         json_path, markdown_path = report_paths(path)
         _replace(json_path, json.dumps(data, indent=2) + "\n")
-        _replace(markdown_path, markdown(data))
+        report = Report(conformance=ConformanceReport.from_dict(data))
+        _replace(markdown_path, render_markdown(report))
         return [json_path, markdown_path]
 
 
@@ -353,62 +358,6 @@ def environment() -> dict[str, Any]:
     return env
 
 
-def markdown(data: dict[str, Any]) -> str:
-    env = data["environment"]
-    lines = [f"{MARKDOWN_TITLE}: {data['implementation']}", ""]
-    if data.get("description"):
-        lines += [data["description"], ""]
-    lines += ["Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()), ""]
-    if "run" in data:  # reports before the run's status was recorded have none
-        lines += [_markdown_status(data["run"]), ""]
-    lines += ["| category | passed | failed | skipped |", "|---|---:|---:|---:|"]
-    for category, counts in data["summary"].items():
-        lines.append(
-            f"| {category} | {counts.get('passed', 0)} | {counts.get('failed', 0)} | "
-            f"{counts.get('skipped', 0)} |"
-        )
-    if data.get("ran_nothing"):
-        lines += ["", "## Ran no check for a declared cell", "", "| category | cell | reason |"]
-        lines.append("|---|---|---|")
-        lines += [f"| {r['category']} | {r['cell']} | {r['reason']} |" for r in data["ran_nothing"]]
-    failed = [r for r in data["results"] if r["outcome"] == "failed"]
-    if failed:
-        lines += ["", "## Failures", ""]
-        for result in failed:
-            message = result["message"].replace("\n", " ")
-            lines.append(f"- `{result['nodeid']}` ({result['failure']}): {message}")
-            if result.get("diagnosis"):
-                lines.append(f"  - diagnosis: {result['diagnosis']['verdict']}")
-        causes = likely_causes(r["diagnosis"] for r in failed if r.get("diagnosis"))
-        if causes:
-            lines += ["", "## Likely causes, by cell", ""]
-            lines += [f"- {line}" for line in causes]
-    if data["worst_errors"]:
-        lines += [
-            "",
-            "## Largest error seen versus tolerance",
-            "",
-            "| check:value | max abs error | max rel error | atol | rtol | error/atol |",
-            "|---|---:|---:|---:|---:|---:|",
-        ]
-        for key, worst in data["worst_errors"].items():
-            lines.append(
-                f"| {key} | {worst['max_abs']:.3g} | {worst['max_rel']:.3g} | "
-                f"{worst['atol']:.3g} | {worst['rtol']:.3g} | {worst['ratio_to_atol']:.3g} |"
-            )
-    if data.get("skipped_by_cell"):
-        lines += ["", "## Skipped, per category and cell", ""]
-        lines += ["| category | cell | checks | reason |", "|---|---|---:|---|"]
-        lines += [
-            f"| {r['category']} | {r['cell']} | {r['checks']} | {r['reason']} |"
-            for r in data["skipped_by_cell"]
-        ]
-    if data["skip_reasons"]:
-        lines += ["", "## Skipped, by reason", "", "| checks | reason |", "|---:|---|"]
-        lines += [f"| {n} | {reason} |" for reason, n in data["skip_reasons"].items()]
-    return "\n".join(lines) + "\n"
-
-
 REPORT_FIELDS = {
     "implementation": (str, type(None)),
     "environment": dict,
@@ -421,7 +370,7 @@ RESULT_FIELDS = {"nodeid": str, "outcome": str, "failure": str, "message": str}
 
 
 def report_problem(data: Any) -> str:
-    """What makes ``data`` not a conformance report that :func:`markdown` renders, or ``""``."""
+    """What makes ``data`` not a conformance report that the report model reads, or ``""``."""
     if not isinstance(data, dict) or data.get("generator") != GENERATOR:
         return "not a conformance report (written by --conformance-report)"
     problems = [_fields_problem(data, REPORT_FIELDS, "")]
@@ -442,12 +391,3 @@ def _fields_problem(value: Any, fields: dict[str, Any], where: str) -> str:
         if not isinstance(value[key], expected):
             return f"{where}{key} is {type(value[key]).__name__}, not as rnnspec writes it"
     return ""
-
-
-def _markdown_status(run: dict[str, Any]) -> str:
-    state = "complete" if run["complete"] else "**INCOMPLETE**"
-    return (
-        f"Run: {state} ({run['status']}, exit status {run['exit_status']}, interrupted "
-        f"{run['interrupted']}); {run['reported']} of {run['collected']} collected checks "
-        f"reported, {run['crashed']} crashed; {run['warnings']} candidate warnings."
-    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 from pathlib import Path
@@ -10,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from rnnspec import bench_report, cli, implementations, speed
+from rnnspec import bench_report, cli, implementations, report_render, speed
+from rnnspec.report_model import ConformanceReport, Report
 from rnnspec.results import CheckResult, Results
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -212,7 +214,7 @@ def test_html_is_self_contained_with_one_figure_per_cell(tmp_path: Path) -> None
     assert all(base64.b64decode(image).startswith(PNG_SIGNATURE) for image in images)
     assert "<figcaption>gru float32 cpu, around T=8 B=4 H=16: time per call (medians" in page
     assert page.count("<figcaption>") == 2
-    assert "<h2>Conformance: reference</h2>" in page
+    assert "<h2>rnnspec conformance report: reference</h2>" in page
     assert "output[0, 1, 2]=0.5, but should be 0.7 &lt;gru&gt;" in page
 
 
@@ -220,6 +222,30 @@ def test_conformance_report_renders_into_the_markdown(bench: Path) -> None:
     text = bench_report.markdown(bench_report.load_benchmarks(bench), conformance_data())
     assert "\n## rnnspec conformance report: reference\n" in text
     assert "| parity | 1 | 1 | 0 |" in text
+
+
+def test_markdown_and_html_say_the_same() -> None:
+    """One report model: the verdict, the likely cause per cell and the categories that ran
+    no check reach the HTML page as they reach the Markdown."""
+    data = conformance_data()
+    failed = next(result for result in data["results"] if result["outcome"] == "failed")
+    failed["diagnosis"] = {
+        "verdict": "diverges at t=0; matches gru_reset_before",
+        "cell": "gru",
+        "cause": "gru_reset_before",
+        "fix": "declare cells={'gru:reset_before'}",
+    }
+    data["ran_nothing"] = [{"category": "shapes", "cell": "elman", "reason": "no bias"}]
+    report = Report(conformance=ConformanceReport.from_dict(data))
+    text, page = report_render.markdown(report), report_render.html_page(report)
+    for expected in (
+        "diagnosis: diverges at t=0; matches gru_reset_before",
+        "gru: gru_reset_before (1x) - fix: declare cells={'gru:reset_before'}",
+        "Ran no check for a declared cell",
+        "Skipped, per category and cell",
+    ):
+        assert expected in text
+        assert html.escape(expected) in page
 
 
 def test_write_refuses_files_it_did_not_write(bench: Path, tmp_path: Path) -> None:
@@ -264,7 +290,8 @@ def test_command_line(bench: Path, tmp_path: Path, capsys: pytest.CaptureFixture
         f"wrote {out / 'rnnspec-report.md'}",
         f"wrote {out / 'rnnspec-report.html'}",
     ]
-    assert "Conformance: reference" in (out / "rnnspec-report.html").read_text(encoding="utf-8")
+    page = (out / "rnnspec-report.html").read_text(encoding="utf-8")
+    assert "rnnspec conformance report: reference" in page
     (out / "rnnspec-report.html").write_text("<p>mine</p>", encoding="utf-8")
     assert cli.main(argv) == 2
     assert "--force" in capsys.readouterr().err

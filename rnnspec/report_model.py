@@ -1,0 +1,112 @@
+"""The report as data, whatever it is rendered to.
+
+A :class:`Report` holds a conformance section (:class:`ConformanceReport`: what a run of the
+suite found, per category and per cell, with each failure's verdict as data), a speed
+section (:class:`SpeedReport`: what a sweep measured and what to doubt in it), or both.
+:mod:`rnnspec.report_render` renders one to Markdown and to HTML.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rnnspec.diagnosis.verdict import likely_causes
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows of text under a header; the columns in ``numeric`` hold numbers (aligned right)."""
+
+    header: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+    numeric: frozenset[int] = frozenset()
+
+    @classmethod
+    def numeric_from(
+        cls, header: tuple[str, ...], rows: list[tuple[str, ...]], first: int
+    ) -> Table:
+        """A table whose columns from ``first`` on hold numbers."""
+        return cls(header, rows, frozenset(range(first, len(header))))
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed check: its node id, its failure kind, its message and its verdict."""
+
+    nodeid: str
+    kind: str
+    message: str
+    verdict: str = ""
+
+
+@dataclass(frozen=True)
+class ConformanceReport:
+    """What one run of the suite found, read from the JSON that ``--conformance-report``
+    writes (:meth:`rnnspec.results.Results.as_dict`)."""
+
+    implementation: str | None
+    description: str
+    environment: dict[str, Any]
+    run: dict[str, Any] | None  # how the run ended; None in reports written before it was
+    summary: dict[str, dict[str, int]]  # category: outcome: checks
+    ran_nothing: list[dict[str, str]]  # category, cell, reason
+    failures: list[Failure]
+    likely_causes: list[str]  # per cell, from the verdicts
+    worst_errors: dict[str, dict[str, Any]]  # "category:value": the largest error seen
+    skipped_by_cell: list[dict[str, Any]]  # category, cell, reason, checks
+    skip_reasons: dict[str, int]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ConformanceReport:
+        failed = [result for result in data["results"] if result["outcome"] == "failed"]
+        diagnoses = [result["diagnosis"] for result in failed if result.get("diagnosis")]
+        return cls(
+            implementation=data["implementation"],
+            description=data.get("description") or "",
+            environment=data["environment"],
+            run=data.get("run"),
+            summary=data["summary"],
+            ran_nothing=data.get("ran_nothing") or [],
+            failures=[
+                Failure(
+                    result["nodeid"],
+                    result["failure"],
+                    result["message"],
+                    (result.get("diagnosis") or {}).get("verdict") or "",
+                )
+                for result in failed
+            ],
+            likely_causes=likely_causes(diagnoses),
+            worst_errors=data["worst_errors"],
+            skipped_by_cell=data.get("skipped_by_cell") or [],
+            skip_reasons=data["skip_reasons"],
+        )
+
+
+@dataclass(frozen=True)
+class SpeedReport:
+    """What a speed sweep measured, as :mod:`rnnspec.bench_report` reads and checks it."""
+
+    title: str
+    flags: list[str]  # figures not to believe as they stand
+    left_out: list[str]  # cells the sweep left out, with the reason
+    environment: list[str]  # what ran: versions, backends, threads, clock
+    warnings: list[str]
+    notes: str  # how the figures were measured
+    results: Table  # one row per point
+    first_call: Table  # building and the first call against the steady state
+    agreement: tuple[str, Table] | None  # against an earlier run: a summary and the points
+    figures: Callable[[], list[tuple[str, bytes]]]  # (caption, PNG); drawn only when shown
+
+
+@dataclass(frozen=True)
+class Report:
+    """A speed section, a conformance section, or both; ``marker`` is a first line that
+    says who wrote the file (so that rerunning may replace it)."""
+
+    speed: SpeedReport | None = None
+    conformance: ConformanceReport | None = None
+    marker: str = ""
+    figures_file: str = ""  # where the Markdown sends its reader for the plots
