@@ -15,7 +15,7 @@ import torch
 
 import conformance
 from rnnspec import cli, diagnosis, harness
-from rnnspec.cases import Case
+from rnnspec.cases import Case, fit
 from rnnspec.checks import gradients, ignore, parity, robustness
 from rnnspec.compare import CheckFailure
 from rnnspec.config import RNNConfig
@@ -585,3 +585,44 @@ def test_cli_diagnose_probes_a_run_that_raises(capsys):
     out = capsys.readouterr().out
     assert "lstm I=5 H=7 T=6 B=3 hx=None dtype=float64: raised" in out
     assert "matches zero_state_dtype: your LSTM makes its zero state in a hard-coded dtype" in out
+
+
+# -- the command runs inside the declared envelope ------------------------------------------
+def test_cli_diagnose_fits_its_cases_to_a_batch_first_only_candidate(capsys):
+    """A one-layer, batch-first, no-h0 Elman loop asked without batch_first=true gets
+    batch-first cases without h0, not a skip (or a failure) of every case."""
+    argv = ["diagnose", "--impl", "tests.seeds_style.cell_loop:implementation"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "elman I=5 H=7 batch_first T=6 B=3 hx=None dtype=float64: passed\n" in out
+    assert "packed sequences not supported" in out  # the packed case stays outside
+    assert cli.main([*argv, "--config", "steps=4"]) == 0
+    assert capsys.readouterr().out == (
+        "elman I=5 H=7 batch_first T=4 B=3 hx=None dtype=float64: passed\n"
+    )
+
+
+reset_before_in_float32 = scratch.implementation(
+    "float32 reset_before, declared",
+    scratch.Bugs(float32_compute=True, reset_before=True),
+    cells={"gru"},
+    precision="float32",
+)
+
+
+def test_cli_diagnose_matches_from_the_declared_precision(capsys):
+    """A GRU that declares it computes in float32 is judged, and its hypotheses matched, at
+    float32 from the start: the verdict names the bug, not a precision lower than the case's."""
+    argv = ["diagnose", "--impl", "tests.test_diagnosis:reset_before_in_float32"]
+    assert cli.main([*argv, "--config", "steps=6"]) == 1
+    out = capsys.readouterr().out
+    assert "gru I=5 H=7 T=6 B=3 dtype=float64 precision=float32: failed" in out
+    assert "matches gru_reset_before" in out
+    assert "matched at float32's tolerance" not in out
+
+
+def test_a_check_matches_from_the_declared_precision():
+    declared = Capabilities(precision="float32")
+    case = fit(Case(RNNConfig("gru", input_size=5, hidden_size=7)), declared)
+    verdict = _parity_verdict(reset_before_in_float32, case)
+    assert (verdict.hypothesis, verdict.precision) == ("gru_reset_before", None)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rnnspec import registry
-from rnnspec.cases import Case
+from rnnspec.cases import Case, fit
 from rnnspec.config import RNNConfig
 from rnnspec.diagnosis.trial import diagnostic_cases, try_case
 from rnnspec.errors import ConfigError
@@ -21,9 +21,11 @@ def add_parser(commands: Any) -> None:
         help="run an implementation on small cases and diagnose each failure",
         description="Run an implementation on small diagnostic cases (plain; bidirectional "
         "packed; two layers bidirectional batch_first; with proj_size for LSTM), or on the "
-        "one case --config describes, and print for each failure where the candidate first "
-        "diverges, which hypothesis of the library matches it, and the fix. Exits 1 on any "
-        "failure, 2 when nothing ran.",
+        "one case --config describes, each fitted to what the implementation declares (layers, "
+        "direction, layout, batching, initial state, dtype; judged at the precision it "
+        "computes in), and print for each failure where the candidate first diverges, which "
+        "hypothesis of the library matches it, and the fix. Exits 1 on any failure, 2 when "
+        "nothing ran.",
     )
     parser.add_argument(
         "--impl", required=True, metavar="NAME", help="entry point name or package.module:attr"
@@ -63,10 +65,11 @@ def execute(args: argparse.Namespace) -> int:
         )
     if args.as_cell is not None and args.as_cell not in known:
         raise ConfigError(f"--as-cell {args.as_cell}: unknown cell (known: {', '.join(known)})")
+    envelope = impl.effective_capabilities
     outcomes = []
     for cell in cells:
         cases = [case_from_options(cell, args.config)] if args.config else diagnostic_cases(cell)
-        for case in cases:
+        for case in dict.fromkeys(fit(case, envelope) for case in cases):
             trial = try_case(impl, case, args.as_cell)
             outcomes.append(trial.outcome)
             print(trial)

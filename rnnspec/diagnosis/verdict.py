@@ -2,10 +2,11 @@
 
 Each explanation of the library predicts the outputs on the failing case's own inputs; the
 one that matches the candidate within the tolerance policy is named. Matching starts at the
-case's precision; when nothing matches there, it goes on at each lower precision (float32,
-float16, bfloat16): a candidate whose outputs equal the gold at float32's tolerance
-computes in float32, and the verdict says so instead of naming the nearest wrong
-hypothesis. When nothing matches at all, the verdict says that instead of guessing.
+precision the candidate computes in (its declared precision, else the case's dtype); when
+nothing matches there, it goes on at each lower precision (float32, float16, bfloat16): a
+candidate whose outputs equal the gold at float32's tolerance computes in float32, and the
+verdict says so instead of naming the nearest wrong hypothesis. When nothing matches at all,
+the verdict says that instead of guessing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from rnnspec.diagnosis.library import explanations
 from rnnspec.diagnosis.localise import DIRECTIONS, Divergence, localise
 from rnnspec.diagnosis.predict import Model, canonical_inputs, distance, observed, predict
 from rnnspec.harness import Inputs, Outputs
-from rnnspec.tolerance import EPS, for_case, tolerance
+from rnnspec.tolerance import EPS, computes_in, for_case, tolerance
 
 NO_MATCH = "no hypothesis in the library matches"
 COMPUTES_IN = "computes_in_{precision}"
@@ -147,8 +148,9 @@ def _diagnose(case: Case, inputs: Inputs, got: Outputs) -> Verdict:
             predictions.append((explanation, predicted))
     closest = None
     base = Verdict(label, config.cell, divergence, None, tried=len(predictions), note=note)
-    for precision in [case.dtype, *lower_precisions(case.dtype)]:
-        lower = precision != case.dtype
+    computed = computes_in(case)
+    for precision in [computed, *lower_precisions(computed)]:
+        lower = precision != computed
         tol = tolerance(precision, case.steps, config.num_layers)
         error = distance(gold, seen, tol)
         if error[0] <= 1:  # the gold matches: at the case's precision nothing is wrong
