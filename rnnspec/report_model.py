@@ -3,16 +3,20 @@
 A :class:`Report` holds a conformance section (:class:`ConformanceReport`: what a run of the
 suite found, per category and per cell, with each failure's verdict as data), a speed
 section (:class:`SpeedReport`: what a sweep measured and what to doubt in it), or both.
-:mod:`rnnspec.report_render` renders one to Markdown and to HTML.
+:class:`CellSummary` counts a run's checks per cell and category (the rows of
+``rnnspec matrix``). :mod:`rnnspec.report_render` renders one to Markdown and to HTML.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from rnnspec.diagnosis.verdict import likely_causes
+from rnnspec.protocol import ALL_CELLS
 
 
 @dataclass(frozen=True)
@@ -110,3 +114,31 @@ class Report:
     conformance: ConformanceReport | None = None
     marker: str = ""
     figures_file: str = ""  # where the Markdown sends its reader for the plots
+
+
+@dataclass(frozen=True)
+class CellSummary:
+    """Checks per (cell, category) by outcome, and the first failure of each: its verdict,
+    else the first line of its message."""
+
+    counts: dict[tuple[str, str], Counter[str]]
+    first_failure: dict[tuple[str, str], str]
+
+    @classmethod
+    def of(cls, results: Iterable[Mapping[str, Any]]) -> CellSummary:
+        """From the ``results`` of a conformance report, in its order."""
+        counts: dict[tuple[str, str], Counter[str]] = {}
+        first_failure: dict[tuple[str, str], str] = {}
+        for result in results:
+            key = (cell_of(result["nodeid"]), result["category"])
+            counts.setdefault(key, Counter())[result["outcome"]] += 1
+            if result["outcome"] == "failed" and key not in first_failure:
+                verdict = (result.get("diagnosis") or {}).get("verdict")
+                first_failure[key] = verdict or result["message"].split("\n")[0]
+        return cls(counts, first_failure)
+
+
+def cell_of(node_id: str) -> str:
+    """The cell a check ran on, from its parameter id (``test_forward[gru:reset_before-I5...]``)."""
+    match = re.search(r"\[([^\]-]+)", node_id)
+    return match.group(1) if match and match.group(1) in ALL_CELLS else "-"
