@@ -2,21 +2,32 @@
 
 A :class:`Report` holds a conformance section (:class:`ConformanceReport`: what a run of the
 suite found, per category and per cell, with each failure's verdict as data), a speed
-section (:class:`SpeedReport`: what a sweep measured and what to doubt in it), or both.
-:class:`CellSummary` counts a run's checks per cell and category (the rows of
-``rnnspec matrix``). :mod:`rnnspec.report_render` renders one to Markdown and to HTML.
+section (:class:`SpeedReport`: what a sweep measured and what to doubt in it), or both; or
+a compatibility matrix (:class:`MatrixReport`: several implementations' runs of the suite,
+each counted per cell and category by :class:`CellSummary`). :mod:`rnnspec.report_render`
+renders one to Markdown and to HTML.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from rnnspec.diagnosis.verdict import likely_causes
 from rnnspec.protocol import ALL_CELLS
+
+Status = Literal["pass", "fail", "mixed", "skip"]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A table cell whose text has a status: a colour in HTML, only the text in Markdown."""
+
+    text: str
+    status: Status
 
 
 @dataclass(frozen=True)
@@ -24,12 +35,12 @@ class Table:
     """Rows of text under a header; the columns in ``numeric`` hold numbers (aligned right)."""
 
     header: tuple[str, ...]
-    rows: list[tuple[str, ...]]
+    rows: Sequence[tuple[str | Cell, ...]]
     numeric: frozenset[int] = frozenset()
 
     @classmethod
     def numeric_from(
-        cls, header: tuple[str, ...], rows: list[tuple[str, ...]], first: int
+        cls, header: tuple[str, ...], rows: Sequence[tuple[str | Cell, ...]], first: int
     ) -> Table:
         """A table whose columns from ``first`` on hold numbers."""
         return cls(header, rows, frozenset(range(first, len(header))))
@@ -107,11 +118,13 @@ class SpeedReport:
 
 @dataclass(frozen=True)
 class Report:
-    """A speed section, a conformance section, or both; ``marker`` is a first line that
-    says who wrote the file (so that rerunning may replace it)."""
+    """A speed section, a conformance section, or both; or a compatibility matrix.
+    ``marker`` is a first line that says who wrote the file (so that rerunning may
+    replace it)."""
 
     speed: SpeedReport | None = None
     conformance: ConformanceReport | None = None
+    matrix: MatrixReport | None = None
     marker: str = ""
     figures_file: str = ""  # where the Markdown sends its reader for the plots
 
@@ -142,3 +155,29 @@ def cell_of(node_id: str) -> str:
     """The cell a check ran on, from its parameter id (``test_forward[gru:reset_before-I5...]``)."""
     match = re.search(r"\[([^\]-]+)", node_id)
     return match.group(1) if match and match.group(1) in ALL_CELLS else "-"
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    """One implementation's run of the suite in ``rnnspec matrix``: how it ended, and its
+    checks per cell and category; ``error`` says why it wrote no report."""
+
+    name: str
+    exit_code: int
+    seconds: float
+    summary: CellSummary
+    error: str = ""
+
+    def cells(self) -> list[str]:
+        return sorted({cell for cell, _ in self.summary.counts})
+
+    def total(self) -> Counter[str]:
+        return sum(self.summary.counts.values(), Counter())
+
+
+@dataclass(frozen=True)
+class MatrixReport:
+    """Several implementations' runs of the suite side by side, one column per category."""
+
+    runs: list[SuiteRun]
+    categories: tuple[str, ...]

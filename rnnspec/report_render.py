@@ -9,17 +9,28 @@ from __future__ import annotations
 
 import base64
 import html
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rnnspec.report_model import ConformanceReport, Report, SpeedReport, Table
+from rnnspec.report_model import (
+    Cell,
+    ConformanceReport,
+    MatrixReport,
+    Report,
+    SpeedReport,
+    Status,
+    Table,
+)
 
 CONFORMANCE_TITLE = "rnnspec conformance report"
+MATRIX_TITLE = "rnnspec compatibility matrix"
 STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2em;max-width:80em}"
     "table{border-collapse:collapse;font-size:0.85em}"
     "td,th{border:1px solid #ccc;padding:0.2em 0.5em}td.n{text-align:right}"
-    ".warn{color:#a40}img{max-width:100%}"
+    "td.pass{background:#d9ead3}td.fail{background:#f4c7c3}td.mixed{background:#fce5cd}"
+    "td.skip{background:#eee}.warn{color:#a40}img{max-width:100%}"
 )
 Text = tuple[tuple[str, str], ...]
 """Inline text as (style, text) runs; style is "" (plain), "code" or "strong"."""
@@ -68,7 +79,7 @@ def items(lines: list[str], warn: bool = False) -> Items:
 # -- the report as blocks ----------------------------------------------------------------
 def blocks(report: Report) -> list[Block]:
     """Every block of the report, in order: the speed section first, when there is one."""
-    found: list[Block] = []
+    found: list[Block] = [] if report.matrix is None else matrix_blocks(report.matrix)
     if report.speed is not None:
         found += speed_blocks(report.speed, report.figures_file)
     if report.conformance is not None:
@@ -77,6 +88,8 @@ def blocks(report: Report) -> list[Block]:
 
 
 def title(report: Report) -> str:
+    if report.matrix is not None:
+        return MATRIX_TITLE
     if report.speed is not None:
         return report.speed.title
     name = report.conformance.implementation if report.conformance is not None else None
@@ -187,8 +200,61 @@ def _status(run: dict[str, object]) -> Text:
     )
 
 
+def matrix_blocks(matrix: MatrixReport) -> list[Block]:
+    """Checks run per implementation, then per implementation, cell and category (each
+    entry passed/failed/skipped, with its status), then the first failure of each."""
+    totals = [
+        (
+            run.name,
+            str(total["passed"] + total["failed"]),
+            *(str(total[outcome]) for outcome in ("passed", "failed", "skipped")),
+            f"{run.seconds:.1f}",
+        )
+        for run in matrix.runs
+        for total in (run.total(),)
+    ]
+    header = ("implementation", "checks run", "passed", "failed", "skipped", "time (s)")
+    found: list[Block] = [
+        Heading(1, MATRIX_TITLE),
+        Paragraph(plain("Each entry is passed/failed/skipped checks.")),
+        Table.numeric_from(header, totals, 1),
+    ]
+    errors = [f"{run.name} wrote no report: {run.error}" for run in matrix.runs if run.error]
+    if errors:
+        found.append(items(errors, warn=True))
+    rows: list[tuple[str | Cell, ...]] = [
+        (run.name, cell, *(_counts(run.summary.counts.get((cell, c))) for c in matrix.categories))
+        for run in matrix.runs
+        for cell in run.cells()
+    ]
+    found.append(Table.numeric_from(("implementation", "cell", *matrix.categories), rows, 2))
+    failures = [
+        f"{run.name}, {cell}, {category}: {text}"
+        for run in matrix.runs
+        for (cell, category), text in sorted(run.summary.first_failure.items())
+    ]
+    if failures:
+        found += [Heading(2, "First failure of each failing cell"), items(failures, warn=True)]
+    return found
+
+
+def _counts(outcomes: Counter[str] | None) -> str | Cell:
+    """passed/failed/skipped, with the status that colours it; empty where nothing ran."""
+    if not outcomes:
+        return ""
+    passed, failed, skipped = (outcomes[key] for key in ("passed", "failed", "skipped"))
+    status: Status = (
+        "mixed" if passed and failed else "fail" if failed else "pass" if passed else "skip"
+    )
+    return Cell(f"{passed}/{failed}/{skipped}", status)
+
+
 def one_line(text: str) -> str:
     return text.replace("\n", " ")
+
+
+def _text_of(cell: str | Cell) -> str:
+    return cell.text if isinstance(cell, Cell) else cell
 
 
 # -- Markdown ----------------------------------------------------------------------------
@@ -221,7 +287,7 @@ def _markdown_block(block: Block) -> list[str]:
         return [
             "| " + " | ".join(block.header) + " |",
             f"|{rule}|",
-            *("| " + " | ".join(row) + " |" for row in block.rows),
+            *("| " + " | ".join(map(_text_of, row)) + " |" for row in block.rows),
         ]
     return [block.elsewhere]
 
@@ -259,10 +325,7 @@ def _html_block(block: Block) -> str:
         head = "".join(f"<th>{html.escape(cell)}</th>" for cell in block.header)
         body = "".join(
             "<tr>"
-            + "".join(
-                f"<td{' class=n' if i in block.numeric else ''}>{html.escape(cell)}</td>"
-                for i, cell in enumerate(row)
-            )
+            + "".join(_html_cell(cell, i in block.numeric) for i, cell in enumerate(row))
             + "</tr>"
             for row in block.rows
         )
@@ -273,6 +336,14 @@ def _html_block(block: Block) -> str:
         "</figcaption></figure>"
         for caption, png in block.draw()
     )
+
+
+def _html_cell(cell: str | Cell, numeric: bool) -> str:
+    classes = ["n"] if numeric else []
+    if isinstance(cell, Cell):
+        classes.append(cell.status)
+    attribute = f' class="{" ".join(classes)}"' if classes else ""
+    return f"<td{attribute}>{html.escape(_text_of(cell))}</td>"
 
 
 def _html_item(item: Item) -> str:
