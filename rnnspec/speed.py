@@ -128,7 +128,7 @@ def baseline_for(case: Case) -> tuple[Implementation, str | None]:
 
 
 # -- what runs --------------------------------------------------------------------------
-class Run:
+class PreparedCall:
     """One implementation built for a case; calling it runs ``mode`` once, to completion.
 
     Building the instance and the first call (where JIT compilers trace and compile and
@@ -263,8 +263,8 @@ class Interleaved:
     calls before and after it, outside pytest-benchmark's timed region.
     """
 
-    candidate: Run
-    baseline: Run
+    candidate: PreparedCall
+    baseline: PreparedCall
     precision: Precision = field(default_factory=Precision)
     timer: Clock = time.perf_counter
     clock: Clock = time.perf_counter
@@ -327,7 +327,7 @@ class Interleaved:
         self.candidate_times.append(min(self._round["candidate"]))
         self.baseline_times.append(min(self._round["baseline"]))
 
-    def run(self) -> None:
+    def time_rounds(self) -> None:
         """Rounds until :meth:`stop_reason` says enough."""
         try:
             while True:
@@ -339,13 +339,13 @@ class Interleaved:
 
     def _time(self, side: str) -> None:
         """One call timed, with the garbage collector paused as ``timeit`` does."""
-        run = self.candidate if side == "candidate" else self.baseline
-        run.reset()
+        call = self.candidate if side == "candidate" else self.baseline
+        call.reset()
         collecting = gc.isenabled()
         gc.disable()
         try:
             start = self.timer()
-            run()
+            call()
             self._round[side].append(self.timer() - start)
         finally:
             if collecting:
@@ -666,19 +666,19 @@ class SpeedResult:
         )
 
 
-def _side(run: Run, times: list[float], work: int, limit_time: float) -> dict[str, Any]:
+def _side(call: PreparedCall, times: list[float], work: int, limit_time: float) -> dict[str, Any]:
     stats = spread(times)
-    backend, ops = run.backend()
+    backend, ops = call.backend()
     return {
         **stats,
         "gflops": work / stats["median"] / 1e9,
         "fraction_of_limit": limit_time / stats["median"],
-        "build_s": run.build_s,
-        "first_call_s": run.first_call_s,
+        "build_s": call.build_s,
+        "first_call_s": call.first_call_s,
         "backend": backend,
         "top_ops": ops,
-        "warnings": run.warnings,
-        "noncontiguous": run.noncontiguous(),
+        "warnings": call.warnings,
+        "noncontiguous": call.noncontiguous(),
     }
 
 
@@ -719,9 +719,12 @@ def measure(
     try:
         with numpy_blas_threads(1) if numpy else nullcontext() as blas, warnings.catch_warnings():
             interleaved = Interleaved(
-                Run(impl, case, mode), Run(baseline, case, mode), precision, CLOCKS[clock]
+                PreparedCall(impl, case, mode),
+                PreparedCall(baseline, case, mode),
+                precision,
+                CLOCKS[clock],
             )
-            warnings.simplefilter("ignore")  # each Run kept its first call's warnings
+            warnings.simplefilter("ignore")  # each PreparedCall kept its first call's warnings
             interleaved.warm_up(warmup)
             if benchmark is not None and benchmark.enabled:
                 try:
@@ -735,7 +738,7 @@ def measure(
                     pass
                 interleaved.stopped = interleaved.stopped or interleaved.stop_reason()
             else:
-                interleaved.run()
+                interleaved.time_rounds()
             limit = matmul_limit(case, mode, threads, limits)
             settings = {"threads": threads, "numpy_blas_threads": blas, "clock": CLOCK_NAMES[clock]}
             result = _result(impl, baseline, note, case, mode, interleaved, limit, settings)

@@ -129,7 +129,7 @@ def _interleaved(
 
 def test_rounds_alternate_which_goes_first_and_pair_up() -> None:
     interleaved, log = _interleaved([2.0], [1.0], speed.Precision(calls=1, min_rounds=6))
-    interleaved.run()
+    interleaved.time_rounds()
     calls = [name for name in log if name != "reset"]
     assert calls == ["baseline", "candidate", "candidate", "baseline"] * 3
     assert log[:2] == ["reset", "baseline"]  # gradients dropped before every call
@@ -140,7 +140,7 @@ def test_rounds_alternate_which_goes_first_and_pair_up() -> None:
 def test_a_round_keeps_each_sides_fastest_call() -> None:
     """Three calls a side a round; one in three interrupted (10x longer): the ratio is exact."""
     interleaved, log = _interleaved([2.0, 20.0, 2.0], [1.0, 1.0, 10.0], speed.Precision())
-    interleaved.run()
+    interleaved.time_rounds()
     calls = [name for name in log if name != "reset"]
     first, second = ["baseline", "candidate"], ["candidate", "baseline"]
     assert calls[:12] == first + second + first + second + first + second
@@ -152,7 +152,7 @@ def test_rounds_go_on_until_the_interval_is_narrow() -> None:
     pattern = [1.8, 2.2, 1.9, 2.1, 2.0]
     precision = speed.Precision(calls=1, min_rounds=6, budget_s=1e9)
     interleaved, _ = _interleaved(pattern, [1.0], precision)
-    interleaved.run()
+    interleaved.time_rounds()
     ratios = interleaved.ratios()
     assert (interleaved.stopped, len(ratios)) == ("precision", 30)
     assert speed.within(ratios, interleaved.precision)
@@ -165,7 +165,7 @@ def test_a_point_that_never_converges_stops_at_its_budget_or_round_limit() -> No
     halves_and_doubles = ([0.5, 2.0], [1.0])
     budget = speed.Precision(calls=1, min_rounds=6, budget_s=30.0, max_rounds=1000)
     interleaved, _ = _interleaved(*halves_and_doubles, budget)
-    interleaved.run()
+    interleaved.time_rounds()
     assert interleaved.stopped == "budget"
     assert 30.0 <= interleaved.clock() < 30.0 + 3.0  # at most one round past it
     stats = speed.ratio_stats(interleaved.ratios(), budget, interleaved.stopped)
@@ -173,7 +173,7 @@ def test_a_point_that_never_converges_stops_at_its_budget_or_round_limit() -> No
     interleaved, _ = _interleaved(
         *halves_and_doubles, speed.Precision(calls=1, min_rounds=6, max_rounds=12, budget_s=1e9)
     )
-    interleaved.run()
+    interleaved.time_rounds()
     assert (interleaved.stopped, len(interleaved.ratios())) == ("max_rounds", 12)
 
 
@@ -203,10 +203,10 @@ def test_build_and_first_call_are_timed_apart_from_the_steady_state() -> None:
         return module(x, hx) if hx is not None else module(x)
 
     impl = Implementation("compiling", factory, call=compiling_call)
-    run = speed.Run(impl, TINY, "forward", clock)
-    assert (run.build_s, run.first_call_s) == (2.0, 5.0)
+    prepared = speed.PreparedCall(impl, TINY, "forward", clock)
+    assert (prepared.build_s, prepared.first_call_s) == (2.0, 5.0)
     before = clock.now
-    run()
+    prepared()
     assert clock.now - before == pytest.approx(0.001)
 
 
