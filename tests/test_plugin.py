@@ -103,6 +103,13 @@ def test_no_impl_is_a_usage_error_listing_registered_names(pytester: pytest.Pyte
     )
 
 
+def test_no_impl_is_one_line_for_the_whole_suite(pytester: pytest.Pytester) -> None:
+    """Speed's module generates its own cases: without --impl it collects nothing either."""
+    result = pytester.runpytest(SUITE, *QUIET)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "ERROR collecting" not in result.stdout.str() + result.stderr.str()
+
+
 def test_unknown_impl_is_a_usage_error_listing_registered_names(
     pytester: pytest.Pytester,
 ) -> None:
