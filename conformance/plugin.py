@@ -409,7 +409,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
                 CheckFailure(
                     f"no result within {seconds:g} s (--check-timeout): the candidate loops "
                     "or is far too slow",
-                    category="timeout",
+                    kind="timeout",
                 ),
             ) from None
         finally:
@@ -427,7 +427,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
                     CheckFailure(
                         f"the candidate changed global state: {'; '.join(changed)} "
                         "(restored for the next check)",
-                        category="global-state",
+                        kind="global-state",
                     ),
                 ) from None
 
@@ -453,13 +453,13 @@ def _action(filters: list[Any]) -> str:
 
 
 def _failure(item: pytest.Item, failure: Any) -> Any:
-    item.user_properties.append(("rnnspec-failure", failure.category))
+    item.user_properties.append(("rnnspec-failure", failure.kind))
     return failure
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[None]:
-    """An unsupported case becomes a skip with the reason; a failure keeps its category."""
+    """An unsupported case becomes a skip with the reason; a failure keeps its kind."""
     if not _active(pyfuncitem.config):
         return (yield)
     from rnnspec.compare import CheckFailure
@@ -470,7 +470,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[None]:
     except Unsupported as error:
         raise pytest.skip.Exception(str(error), _use_item_location=True) from None
     except CheckFailure as error:
-        pyfuncitem.user_properties.append(("rnnspec-failure", error.category))
+        pyfuncitem.user_properties.append(("rnnspec-failure", error.kind))
         if "diagnosis" in error.details:
             verdict = error.details["diagnosis"].as_dict()
             pyfuncitem.user_properties.append(("rnnspec-diagnosis", verdict))

@@ -15,11 +15,12 @@ from rnnspec.tolerance import Tolerance
 
 
 class CheckFailure(RnnSpecError, AssertionError):
-    """A check found the candidate wrong; ``category`` says which kind of wrong."""
+    """A check found the candidate wrong; ``kind`` says which kind of wrong (``mismatch``,
+    ``shape``, ``raised``, ...); ``details`` carries data (the failed comparison, a diagnosis)."""
 
-    def __init__(self, message: str, category: str = "mismatch", **details: Any) -> None:
+    def __init__(self, message: str, kind: str = "mismatch", **details: Any) -> None:
         super().__init__(message)
-        self.category = category
+        self.kind = kind
         self.details = details
 
 
@@ -60,7 +61,7 @@ def check_dtype(value: Any, dtype: str, what: str, config: str) -> None:
     if found != dtype:
         raise CheckFailure(
             f"{what} has dtype {found}, but should have {dtype} (the input's dtype) [{config}]",
-            category="dtype",
+            kind="dtype",
         )
 
 
@@ -88,7 +89,7 @@ def compare(got: Any, expected: Any, what: str, tolerance: Tolerance, config: st
         raise CheckFailure(
             f"{what} has shape {tuple(got_array.shape)}, but should have "
             f"{tuple(expected_array.shape)} [{config}]",
-            category="shape",
+            kind="shape",
         )
     finite = np.isfinite(got_array)
     if not finite.all():
@@ -97,7 +98,7 @@ def compare(got: Any, expected: Any, what: str, tolerance: Tolerance, config: st
             f"{what}{_index(first)}={got_array[first]} is not finite, but should be "
             f"{expected_array[first]:.6g} ({np.count_nonzero(~finite)} non-finite of "
             f"{got_array.size}) ({tolerance}) [{config}]",
-            category="non-finite",
+            kind="non-finite",
         )
     if got_array.size == 0:
         return Comparison(what, 0.0, 0.0, tolerance, None, None, None, True)

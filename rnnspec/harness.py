@@ -1,7 +1,7 @@
 """Run a candidate and the gold reference on the same case, safely.
 
 A candidate that raises, returns the wrong structure or the wrong type is reported as a
-:class:`~rnnspec.compare.CheckFailure` with that category; the caller's run goes on. So is
+:class:`~rnnspec.compare.CheckFailure` of that kind; the caller's run goes on. So is
 one that writes into the canonical weights it was given, or returns arrays that share memory
 with its input. :func:`global_state` snapshots what a candidate can change in the process
 (torch's and NumPy's modes, RNG states) and :func:`restore` puts it back.
@@ -118,8 +118,8 @@ def require(
         raise Unsupported(reason)
 
 
-def guard(what: str, case: Case, action: Callable[[], Any], category: str = "raised") -> Any:
-    """Run ``action``; an exception from the candidate becomes a failure of ``category``,
+def guard(what: str, case: Case, action: Callable[[], Any], kind: str = "raised") -> Any:
+    """Run ``action``; an exception from the candidate becomes a failure of ``kind``,
     but :class:`Unsupported` (the candidate declining the case) stays a skip."""
     __tracebackhide__ = True
     try:
@@ -129,7 +129,7 @@ def guard(what: str, case: Case, action: Callable[[], Any], category: str = "rai
     except Exception as error:
         raise CheckFailure(
             f"{what} raised {type(error).__name__}: {error} [{case.label()}]",
-            category=category,
+            kind=kind,
         ) from error
 
 
@@ -180,7 +180,7 @@ class Candidate:
                     f"{self.impl.name}: {when} modified the canonical weight {name} it was "
                     f"given, but should leave it unchanged (copy it in load_weights) "
                     f"[{self.case.label()}]",
-                    category="modified-weights",
+                    kind="modified-weights",
                 )
 
     def tensor(self, array: np.ndarray, requires_grad: bool = False) -> Any:
@@ -224,7 +224,7 @@ class Candidate:
                     raise CheckFailure(
                         f"{what} shares memory with {name}, but should be a new array (a "
                         f"caller may reuse {name}) [{self.case.label()}]",
-                        category="aliased-output",
+                        kind="aliased-output",
                     )
 
     def unpack(self, result: Any, dtypes: tuple[str, ...] | None = None) -> Outputs:
@@ -236,7 +236,7 @@ class Candidate:
             raise CheckFailure(
                 f"forward returned {type(result).__name__}, but should return a tuple "
                 f"(output, state) [{label}]",
-                category="wrong-type",
+                kind="wrong-type",
             )
         output, state = result
         if self.inputs.lengths is not None:
@@ -245,7 +245,7 @@ class Candidate:
                 raise CheckFailure(
                     f"output is {type(output).__name__}, but should be PackedSequence for "
                     f"packed input [{label}]",
-                    category="wrong-type",
+                    kind="wrong-type",
                 )
             output = padded
         names = self.case.state_names()
@@ -254,13 +254,13 @@ class Candidate:
             raise CheckFailure(
                 f"state is {type(state).__name__}, but should be a tuple ({', '.join(names)}) "
                 f"[{label}]",
-                category="wrong-type",
+                kind="wrong-type",
             )
         if len(states) != len(names):
             raise CheckFailure(
                 f"state has {len(states)} entries, but should have {len(names)} "
                 f"({', '.join(names)}) [{label}]",
-                category="wrong-type",
+                kind="wrong-type",
             )
         expected_type = self.framework.array_type()
         for what, value in zip(self.case.result_names(), (output, *states), strict=True):
@@ -268,7 +268,7 @@ class Candidate:
                 raise CheckFailure(
                     f"{what} is {type(value).__name__}, but should be "
                     f"{self.framework.array_name()} [{label}]",
-                    category="wrong-type",
+                    kind="wrong-type",
                 )
             if dtypes is None:
                 check_dtype(value, self.case.dtype, what, label)

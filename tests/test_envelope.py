@@ -359,7 +359,7 @@ def test_precision_declared_is_what_makes_float64_in_float32_pass() -> None:
         capabilities=replace(lstm_float32.float64_in_float32.capabilities, precision=None),
     )
     failures = verdict(undeclared).failures["parity"]
-    assert failures and all(failure.category == "mismatch" for failure in failures)
+    assert failures and all(failure.kind == "mismatch" for failure in failures)
     assert all("dtype=float64]" in str(failure) for failure in failures)
 
 
@@ -368,7 +368,7 @@ def test_no_nonlinearity_on_the_recurrence_fails_parity() -> None:
     (parity first among them); its shapes are right; NumPy runs no gradients."""
     found = verdict(numpy_dummy.implementation)
     assert found.failed() == {"parity", "layout", "device", "dtype", "robustness"}
-    assert {failure.category for failure in found.failures["parity"]} == {"mismatch"}
+    assert {failure.kind for failure in found.failures["parity"]} == {"mismatch"}
     assert found.ran("shapes") >= 1 and found.ran("gradients") == 0
     diagnoses = {str(failure.details["diagnosis"]) for failure in found.failures["parity"]}
     assert all("tanh_read_out" in text for text in diagnoses), diagnoses
@@ -381,7 +381,7 @@ def test_stacked_squeeze_and_zero_state_without_device_fail_shapes_and_device() 
     batch-first hx=None case; its numbers pass parity, layout, gradients and dtype."""
     found = verdict(stacked_squeeze.implementation)
     assert found.failed() == {"shapes", "device", "robustness"}
-    assert {failure.category for failure in found.failures["shapes"]} == {"shape"}
+    assert {failure.kind for failure in found.failures["shapes"]} == {"shape"}
     assert any("B=1" in str(failure) for failure in found.failures["shapes"])
     assert all(
         "with its size-one dimensions dropped, as `.squeeze()` without a dimension does"
@@ -393,7 +393,7 @@ def test_stacked_squeeze_and_zero_state_without_device_fail_shapes_and_device() 
         for failure in found.failures["device"]
     )
     meta = [str(failure) for failure in found.failures["device"]]
-    assert all(failure.category == "device" for failure in found.failures["device"])
+    assert all(failure.kind == "device" for failure in found.failures["device"])
     assert any("layers=2 batch_first T=2 B=3 hx=None" in message for message in meta), meta
     for category in ("parity", "layout", "gradients", "dtype"):
         assert found.ran(category) >= 1 and not found.failures[category]

@@ -185,7 +185,7 @@ def test_check_catches_a_broken_reference(tamper, cell: str, mode: str, caught: 
     case = Case(config, STEPS, **MODES[mode])
     with pytest.raises(CheckFailure, match=rf"^{caught}\[") as info:
         check_against_torch(case, tamper)
-    assert info.value.category == "mismatch" and case.label() in str(info.value)
+    assert info.value.kind == "mismatch" and case.label() in str(info.value)
 
 
 def check_gold_against_reference(case: Case) -> None:

@@ -111,8 +111,8 @@ def test_entry_is_caught(name: str) -> None:
     failure = first_failure(name)
     checks = entry.check or f"every {entry.catches} check"
     assert failure is not None, f"{name} ({entry.bug}) passed {checks}"
-    assert failure.category == entry.failure, (
-        f"{name} failed its {entry.catches} checks as {failure.category}, "
+    assert failure.kind == entry.failure, (
+        f"{name} failed its {entry.catches} checks as {failure.kind}, "
         f"but should fail as {entry.failure}: {failure}"
     )
 

@@ -133,7 +133,7 @@ def check_placement(candidate: Candidate, got: Outputs, expected: Outputs) -> No
             raise CheckFailure(
                 f"{name} is on {device}, but should be on {case.device} (the input's device) "
                 f"— {HINT} [{case.label()}]",
-                category="device",
+                kind="device",
             )
     check_dtypes(got, case)
     assert_gold_shapes(got, expected, case)
@@ -157,7 +157,7 @@ def check_meta(impl: Implementation, case: Case, record: Record) -> None:
             f"{impl.name}: forward on meta raised {type(error).__name__}: {error} — {HINT} "
             f"(a candidate that needs values on the host should not declare 'meta') "
             f"[{case.label()}]",
-            category="device",
+            kind="device",
         ) from error
     check_placement(candidate, candidate.unpack(result), expected)
 
@@ -219,5 +219,5 @@ def check_mixed_devices(impl: Implementation, case: Case, record: Record) -> Non
             x,
             as_hx(moved),
             f"{what} on {other} with input on {case.device}",
-            category="device",
+            kind="device",
         )

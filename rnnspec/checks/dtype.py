@@ -112,7 +112,7 @@ def check_autocast_dtypes(got: Outputs, case: Case, fast: str) -> None:
             raise compare.CheckFailure(
                 f"{name} has dtype {found} under {case.device} autocast to {fast}, but should "
                 f"have {case.dtype} (the input's) or {fast} [{case.label()}]",
-                category="dtype",
+                kind="dtype",
             )
 
 
@@ -140,7 +140,7 @@ def check_autocast(impl: Implementation, case: Case, record: Record) -> None:
             f"{impl.name} under autocast",
             case,
             lambda: impl.call(candidate.instance, candidate.pack(x), hx),
-            category="unsupported-transform",
+            kind="unsupported-transform",
         )
         got = candidate.unpack(raw, dtypes=(case.dtype, fast))
         check_autocast_dtypes(got, case, fast)

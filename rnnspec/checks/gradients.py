@@ -117,7 +117,7 @@ def _present(grads: Mapping[str, Any], name: str, expected: np.ndarray, case: Ca
         raise CheckFailure(
             f"grad {name} is {state}, but should be a gradient of shape {expected.shape} "
             f"(max |grad| {np.abs(expected).max():.3g}) [{case.label()}]",
-            category="missing-gradient",
+            kind="missing-gradient",
         )
     return grads[name]
 
@@ -226,7 +226,7 @@ def forward_mode(candidate: Candidate, tangents: list[np.ndarray]) -> tuple[Any,
             f"{candidate.impl.name} under torch.func.jvp",
             candidate.case,
             lambda: torch.func.jvp(outputs, primals, directions),
-            category="unsupported-transform",
+            kind="unsupported-transform",
         )
     return tuple(result)
 
@@ -269,13 +269,13 @@ def second_order(
         f"{name}: backward with create_graph=True",
         case,
         lambda: torch.autograd.grad(total, leaves, create_graph=True),
-        category="unsupported-transform",
+        kind="unsupported-transform",
     )
     again = sum(
         (grad * candidate.tensor(direction)).sum()
         for grad, direction in zip(first, directions, strict=True)
     )
-    guard(f"{name}: double backward", case, again.backward, category="unsupported-transform")
+    guard(f"{name}: double backward", case, again.backward, kind="unsupported-transform")
     return collect(candidate, x, hx)
 
 

@@ -336,7 +336,7 @@ def check_dropout_training(impl: Implementation, case: Case, record: Record) -> 
             f"output in training mode equals the output without dropout (max abs difference "
             f"{difference.max():.3g}, {tol}), but should differ: dropout={config.dropout} "
             f"between {config.num_layers} layers was not applied [{label}]",
-            category="mismatch",
+            kind="mismatch",
         )
 
 
@@ -384,7 +384,7 @@ def input_rank_cases(cells: Iterable[str]) -> list[Case]:
 
 
 def expect_raise(
-    candidate: Candidate, x: Any, hx: Any, what: str, category: str = "accepted-invalid"
+    candidate: Candidate, x: Any, hx: Any, what: str, kind: str = "accepted-invalid"
 ) -> None:
     """Any exception from the candidate counts as a clean refusal; a silent success fails."""
     __tracebackhide__ = True
@@ -395,7 +395,7 @@ def expect_raise(
         return
     raise CheckFailure(
         f"forward accepted {what}, but should raise [{candidate.case.label()}]",
-        category=category,
+        kind=kind,
     )
 
 

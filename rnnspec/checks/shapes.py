@@ -64,7 +64,7 @@ def check_shape(value: Any, expected: tuple[int, ...], what: str, label: str) ->
     if got != tuple(expected):
         raise CheckFailure(
             f"{what} has shape {got}, but should have {tuple(expected)} [{label}]",
-            category="shape",
+            kind="shape",
         )
 
 

@@ -178,7 +178,7 @@ def _transformed(
             f"{impl.name} under {transform}",
             case,
             lambda: run(candidate, candidate.pack(x), hx),
-            category="unsupported-transform",
+            kind="unsupported-transform",
         )
     got = candidate.unpack(raw)
     compare_outputs(got, expected, case, record, suffix=f" under {transform}")
@@ -290,7 +290,7 @@ def check_functional_call(impl: Implementation, case: Case, record: Record) -> N
             f"{impl.name} under functional_call",
             case,
             lambda: torch.func.functional_call(caller, replaced, _arguments(candidate.pack(x), hx)),
-            category="unsupported-transform",
+            kind="unsupported-transform",
         )
     got = candidate.unpack(raw)
     compare_outputs(got, expected, case, record, suffix=" under functional_call")
@@ -328,7 +328,7 @@ def check_vmap(impl: Implementation, case: Case, record: Record) -> None:
             f"{impl.name} under vmap",
             case,
             lambda: torch.func.vmap(one)(xs, *states),
-            category="unsupported-transform",
+            kind="unsupported-transform",
         )
     for n, sample in enumerate(samples):
         got = candidate.unpack(_select(raw, n))

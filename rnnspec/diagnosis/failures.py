@@ -72,16 +72,16 @@ def diagnosed(check: Check) -> Check:
             check(impl, case, record)
         except CheckFailure as failure:
             if "diagnosis" not in failure.details:
-                attach(failure, functools.partial(rerun, impl, case, failure.category))
+                attach(failure, functools.partial(rerun, impl, case, failure.kind))
             raise
 
     return check_then_diagnose
 
 
-def rerun(impl: Implementation, case: Case, category: str) -> Verdict | None:
-    """Diagnose the candidate's forward run on ``case`` after a failure of ``category``, or
+def rerun(impl: Implementation, case: Case, kind: str) -> Verdict | None:
+    """Diagnose the candidate's forward run on ``case`` after a failure of ``kind``, or
     probe why it fails to run."""
-    if category not in VALUES | STATE:
+    if kind not in VALUES | STATE:
         return None
     inputs = make_inputs(case, impl)
     try:
@@ -97,7 +97,7 @@ def rerun(impl: Implementation, case: Case, category: str) -> Verdict | None:
         return zero_state_probe(impl, case, inputs)
     if case.device == "meta":  # no values to read: only a zero state made elsewhere shows
         return None
-    if category not in VALUES:
+    if kind not in VALUES:
         return zero_state_probe(impl, case, inputs)
     verdict = diagnose(case, inputs, got)
     if verdict.cause is None and verdict.divergence is None and not verdict.note:

@@ -73,7 +73,7 @@ def try_case(impl: Implementation, case: Case, as_cell: str | None = None) -> Tr
         with quiet():
             got = forward(Candidate(impl, case, inputs))
     except CheckFailure as failure:
-        return Trial(judged, "raised", str(failure), rerun(impl, case, failure.category))
+        return Trial(judged, "raised", str(failure), rerun(impl, case, failure.kind))
     expected = gold(judged, inputs)
     tol = for_case(case)
     try:

@@ -26,7 +26,7 @@ class ZooEntry:
     implementation: Implementation
     catches: str
     hypothesis: str | None
-    failure: str = "mismatch"  # the CheckFailure category it must fail with
+    failure: str = "mismatch"  # the CheckFailure kind it must fail with
     check: str | None = None  # the one check (conformance test function) that must catch it
 
     def __post_init__(self) -> None:
