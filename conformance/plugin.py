@@ -227,7 +227,7 @@ def _slow_run(config: pytest.Config) -> bool:
 
 def _check_markexpr(config: pytest.Config) -> None:
     """``-m`` names only known categories and markers: a typo would select nothing."""
-    from rnnspec.checks import CATEGORIES
+    from rnnspec.checks.suite import CATEGORIES
 
     expression = config.getoption("markexpr") or ""
     without_arguments = re.sub(r"(\w+)\([^)]*\)", r"\1", expression)
@@ -327,8 +327,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     from rnnspec import spec
 
-    options = dict(marker.kwargs)
-    provider = options.pop("provider")
+    provider = marker.kwargs["provider"]
     cells = [cell.name for loaded in spec.all_specs().values() for cell in loaded.cells.values()]
     from rnnspec import fixed
     from rnnspec.cases import for_envelope
@@ -336,7 +335,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     impl = metafunc.config.stash[IMPLEMENTATION_KEY]
     declared = [cell for cell in cells if impl.capabilities.declares(cell)]
     others = sorted(set(cells) - set(declared))  # one case each, skipped with the reason
-    found = for_envelope(provider, declared + others, impl.capabilities, **options)
+    found = for_envelope(provider, declared + others, impl.capabilities)
     if fixed.is_fixed(impl):  # a network with its own weights: its one configuration
         found = fixed.fit_all(impl, found)
     metafunc.parametrize("case", found, ids=[case.id() for case in found])

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rnnspec.checks import CATEGORIES
+from rnnspec.checks.suite import CATEGORIES
 from rnnspec.diagnosis.verdict import likely_causes
 from rnnspec.errors import RnnSpecError
 from rnnspec.report_model import ConformanceReport, Report

@@ -6,9 +6,6 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-# The kit's tests import the suite's modules (the zoo reads their markers): register those
-# markers here too, so any selection of the kit's tests runs on its own.
-from conformance.conftest import pytest_configure  # noqa: F401
 from rnnspec import spec
 
 

@@ -23,13 +23,13 @@ import rnnspec
 from rnnspec import implementations, tolerance
 from rnnspec.cases import fit, for_envelope, make_case, nearest_dtype, unsupported
 from rnnspec.checks import device, gradients, ignore, parity, robustness, transforms
+from rnnspec.checks.suite import CHECK_CATEGORIES
 from rnnspec.compare import CheckFailure
 from rnnspec.config import RNNConfig
 from rnnspec.harness import Unsupported
 from rnnspec.protocol import Capabilities, Implementation
 from tests.seeds_style import cell_loop, d2l_scratch, lstm_float32, numpy_dummy, stacked_squeeze
 from tests.test_zoo import suite
-from tests.zoo import CATEGORIES
 
 pytest_plugins = ["pytester"]
 
@@ -54,12 +54,12 @@ def verdict(impl: Implementation) -> Verdict:
     """Every check of every category on the cases fitted to ``impl``'s envelope."""
     result = Verdict()
     cells = sorted(impl.capabilities.cells)
-    for category in CATEGORIES:
+    for category in CHECK_CATEGORIES:
         counts, failures = result.counts.setdefault(category, Counter()), []
-        for _, check, provider, options in suite(category):
-            for case in for_envelope(provider, cells, impl.capabilities, **options):
+        for check in suite(category):
+            for case in for_envelope(check.provider, cells, impl.capabilities):
                 try:
-                    check(impl, case, ignore)
+                    check.run(impl, case, ignore)
                 except Unsupported:
                     counts["skipped"] += 1
                 except CheckFailure as failure:
@@ -198,12 +198,12 @@ def test_torch_keeps_every_case_of_the_fixed_grid() -> None:
     (same ids), plus their float32 twins."""
     torch_nn = implementations.torch_nn().capabilities
     cells = sorted(torch_nn.cells)
-    for category in CATEGORIES:
-        for name, _, provider, options in suite(category):
-            fixed = provider(cells, **options)
-            enveloped = for_envelope(provider, cells, torch_nn, **options)
-            assert set(fixed) <= set(enveloped), f"{category}: {name}"
-            assert len(set(enveloped)) == len(enveloped), f"{category}: {name} has duplicates"
+    for category in CHECK_CATEGORIES:
+        for check in suite(category):
+            fixed = check.provider(cells)
+            enveloped = for_envelope(check.provider, cells, torch_nn)
+            assert set(fixed) <= set(enveloped), f"{category}: {check.name}"
+            assert len(set(enveloped)) == len(enveloped), f"{category}: {check.name} has duplicates"
 
 
 def test_cases_that_fitting_folds_together_run_at_other_sizes() -> None:
@@ -306,7 +306,7 @@ def test_unsupported_from_the_candidate_is_a_skip(where: str) -> None:
 
 def assert_passes_every_category(found: Verdict) -> None:
     __tracebackhide__ = True
-    for category in CATEGORIES:
+    for category in CHECK_CATEGORIES:
         assert found.ran(category) >= 1, f"no {category} check ran: {found.counts}"
         assert not found.failures[category], f"{category}: {found.failures[category][0]}"
 
@@ -343,12 +343,12 @@ def test_float32_only_runs_every_category_in_float32() -> None:
     ran = {
         case.dtype
         for category in ("shapes", "layout", "parity", "gradients", "robustness")
-        for _, _, provider, options in suite(category)
-        for case in for_envelope(provider, ["lstm"], lstm_float32.implementation.capabilities)
+        for check in suite(category)
+        for case in for_envelope(check.provider, ["lstm"], lstm_float32.implementation.capabilities)
         if unsupported(lstm_float32.implementation.capabilities, case) is None
     }
     assert ran == {"float32"}
-    assert all(found.ran(category) for category in CATEGORIES)
+    assert all(found.ran(category) for category in CHECK_CATEGORIES)
 
 
 def test_precision_declared_is_what_makes_float64_in_float32_pass() -> None:
@@ -409,9 +409,11 @@ def test_readme_worked_example_passes_every_category() -> None:
     assert_passes_every_category(found)
     skipped = Counter(
         unsupported(namespace["implementation"].capabilities, case)
-        for category in CATEGORIES
-        for _, _, provider, options in suite(category)
-        for case in for_envelope(provider, ["elman"], namespace["implementation"].capabilities)
+        for category in CHECK_CATEGORIES
+        for check in suite(category)
+        for case in for_envelope(
+            check.provider, ["elman"], namespace["implementation"].capabilities
+        )
     )
     for reason in (
         "packed sequences not supported",

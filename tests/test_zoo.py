@@ -1,51 +1,35 @@
 """The zoo: every deliberately broken implementation is caught by the category named for it,
 and the correct scratch module and the built-ins pass.
 
-The checks are those of the conformance suite: each ``conformance/test_<category>.py``
-function with its ``cases(provider=...)`` marker, called directly with the case (no pytest
-run), stopping at the first failure.
+The checks are those of the conformance suite (:data:`rnnspec.checks.suite.CHECKS`), run
+directly on each case (no pytest run), stopping at the first failure.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import cache
-from typing import Any
 
 import pytest
 
 from rnnspec import diagnosis
 from rnnspec.cases import Case
 from rnnspec.checks import ignore
+from rnnspec.checks.suite import CHECK_CATEGORIES, Check, checks
 from rnnspec.compare import CheckFailure
 from rnnspec.diagnosis.verdict import COMPUTES_IN
 from rnnspec.harness import Unsupported
 from rnnspec.implementations import reference, torch_nn
 from rnnspec.protocol import Implementation
 from rnnspec.tolerance import EPS
-from tests.zoo import CATEGORIES, ZOO
+from tests.zoo import ZOO
 from tests.zoo.scratch import CELLS, correct
 
-Check = Callable[[Implementation, Case, Any], None]
 
-
-@cache
-def suite(
-    category: str, only: str | None = None
-) -> tuple[tuple[str, Check, Callable[..., list[Case]], dict], ...]:
-    """The category's checks: (name, test function, case provider, provider options); the
-    check named ``only``, or else those a run without -m runs (not marked slow)."""
-    module = importlib.import_module(f"conformance.test_{category}")
-    found = []
-    for name, function in vars(module).items():
-        marks = {mark.name: mark for mark in getattr(function, "pytestmark", [])}
-        wanted = name == only if only else "slow" not in marks
-        if name.startswith("test_") and "cases" in marks and wanted:
-            options = dict(marks["cases"].kwargs)
-            found.append((name, function, options.pop("provider"), options))
-    assert found, f"conformance/test_{category}.py has no case-parametrized check {only or ''}"
-    return tuple(found)
+def suite(category: str, only: str | None = None) -> list[Check]:
+    """The category's checks: the one named ``only``, or else those a run without -m runs
+    (not marked slow)."""
+    return [check for check in checks(category) if (check.name == only if only else not check.slow)]
 
 
 def runs(
@@ -53,13 +37,13 @@ def runs(
 ) -> Iterator[tuple[str, Case]]:
     """Run the category's checks (or the one named ``only``) on the cells' cases; yield
     what ran, skip the rest."""
-    for name, function, provider, options in suite(category, only):
-        for case in provider(cells, **options):
+    for check in suite(category, only):
+        for case in check.provider(cells):
             try:
-                function(impl, case, ignore)
+                check.run(impl, case, ignore)
             except Unsupported:
                 continue
-            yield name, case
+            yield check.name, case
 
 
 @cache
@@ -99,15 +83,12 @@ def test_hypotheses_are_library_names() -> None:
         )
 
 
-# the optional libraries a check needs to run at all (without them it skips)
-CHECK_NEEDS = {"test_onnx": ("onnxruntime", "onnxscript")}
-
-
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_entry_is_caught(name: str) -> None:
     entry = ZOO[name]
-    for module in CHECK_NEEDS.get(entry.check or "", ()):
-        pytest.importorskip(module)
+    for check in suite(entry.catches, entry.check):
+        for library in check.needs:  # missing, the check skips every case
+            pytest.importorskip(library)
     failure = first_failure(name)
     checks = entry.check or f"every {entry.catches} check"
     assert failure is not None, f"{name} ({entry.bug}) passed {checks}"
@@ -117,7 +98,7 @@ def test_entry_is_caught(name: str) -> None:
     )
 
 
-@pytest.mark.parametrize("category", CATEGORIES)
+@pytest.mark.parametrize("category", CHECK_CATEGORIES)
 @pytest.mark.parametrize("impl", [correct, torch_nn(), reference()], ids=lambda i: i.name)
 def test_correct_implementations_pass(impl: Implementation, category: str) -> None:
     ran = list(runs(category, impl, sorted(CELLS)))
@@ -164,12 +145,13 @@ def test_zoo_hit_rate() -> None:
 def test_catch_rate() -> None:
     """Every category is proven by at least one zoo entry that it catches."""
     caught = {name: first_failure(name) is not None for name in ZOO}
-    for category in CATEGORIES:
+    for category in CHECK_CATEGORIES:
         names = [name for name, entry in ZOO.items() if entry.catches == category]
         print(f"zoo catch rate, {category}: {sum(caught[n] for n in names)}/{len(names)}")
     print(f"zoo catch rate: {sum(caught.values())}/{len(ZOO)}")
     proven = {entry.catches for name, entry in ZOO.items() if caught[name]}
-    assert proven == set(CATEGORIES), f"categories no zoo entry proves: {set(CATEGORIES) - proven}"
+    unproven = set(CHECK_CATEGORIES) - proven
+    assert not unproven, f"categories no zoo entry proves: {unproven}"
 
 
 @pytest.mark.parametrize("name", sorted(set(ZOO) - set(NAMED)))

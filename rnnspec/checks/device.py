@@ -117,12 +117,6 @@ def mixed_cases(cells: Iterable[str]) -> list[Case]:
     return found
 
 
-def cases(cells: Iterable[str]) -> list[Case]:
-    """Every case of the category (each check takes its own provider's)."""
-    cells = list(cells)
-    return meta_cases(cells) + zero_state_cases(cells) + cuda_cases(cells) + mixed_cases(cells)
-
-
 def check_placement(candidate: Candidate, got: Outputs, expected: Outputs) -> None:
     """Output and states are on the case's device, in its dtype, with the gold's shapes."""
     __tracebackhide__ = True

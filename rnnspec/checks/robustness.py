@@ -456,23 +456,6 @@ def check_unbatched(impl: Implementation, case: Case, record: Record) -> None:
     compare_outputs(batched, as_batch, case, record, label)
 
 
-def cases(cells: Iterable[str]) -> list[Case]:
-    """Every case of the category (each check takes its own provider's)."""
-    cells = list(cells)
-    providers = (
-        keep_dimension_cases,
-        mutation_cases,
-        determinism_cases,
-        chunk_cases,
-        packed_cases,
-        dropout_cases,
-        rejection_cases,
-        input_rank_cases,
-        unbatched_cases,
-    )
-    return [case for provider in providers for case in provider(cells)]
-
-
 # --- non-contiguous input, state and upstream gradients (REAL_BUGS 9, 10) --------------------
 
 

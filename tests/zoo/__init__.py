@@ -11,12 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rnnspec import checks
+from rnnspec.checks.suite import CHECK_CATEGORIES, checks
 from rnnspec.protocol import ALL_TRANSFORMS, Implementation
 from tests.zoo.scratch import Bugs, implementation, projection_skipped
-
-# Every category but speed: its checks time the candidate, and tests assert no wall-clock times.
-CATEGORIES = tuple(category for category in checks.CATEGORIES if category != "speed")
 
 
 @dataclass(frozen=True)
@@ -24,14 +21,16 @@ class ZooEntry:
     name: str
     bug: str
     implementation: Implementation
-    catches: str
+    catches: str  # the category whose checks catch it (speed has none: it times, never judges)
     hypothesis: str | None
     failure: str = "mismatch"  # the CheckFailure kind it must fail with
-    check: str | None = None  # the one check (conformance test function) that must catch it
+    check: str | None = None  # the one check (its test name) that must catch it
 
     def __post_init__(self) -> None:
-        if self.catches not in CATEGORIES:
+        if self.catches not in CHECK_CATEGORIES:
             raise ValueError(f"{self.name}: unknown category {self.catches!r}")
+        if self.check is not None and self.check not in {c.name for c in checks(self.catches)}:
+            raise ValueError(f"{self.name}: no check {self.check!r} in {self.catches}")
 
 
 def _entry(
