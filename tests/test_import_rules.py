@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from rnnspec.checks.suite import CHECK_CATEGORIES
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("rnnspec", "reference", "conformance")
 
@@ -103,11 +105,23 @@ def test_library_never_imports_the_suite(module):
     assert not suite, f"{module} imports {suite}: the plugin wires, the library never needs it"
 
 
+CATEGORY_MODULES = [f"rnnspec.checks.{category}" for category in CHECK_CATEGORIES]
+
+
+@pytest.mark.parametrize("module", CATEGORY_MODULES)
+def test_category_modules_never_import_each_other(module):
+    """What two categories share lives below them (``rnnspec.checks.assertions``, ...)."""
+    others = sorted(imports(module) & set(CATEGORY_MODULES))
+    assert not others, f"{module} imports {others}: move what they share to rnnspec/checks/"
+
+
 def test_the_rules_see_imports():
     """The reader finds a known import, so the rules above cannot pass by reading nothing."""
     assert "rnnspec.model" in imports("rnnspec.codegen")
     assert "rnnspec.codegen" in imports("rnnspec.spec")
     assert "rnnspec.checks" in imports("rnnspec.checks.parity")
+    assert "rnnspec.checks.assertions" in imports("rnnspec.checks.parity")
+    assert set(CATEGORY_MODULES) <= set(modules())
 
 
 def test_only_the_command_line_imports_the_commands():

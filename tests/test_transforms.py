@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rnnspec.cases import make_case
-from rnnspec.checks import gradients, ignore, transforms
+from rnnspec.checks import autodiff, gradients, ignore, transforms
 from rnnspec.compare import CheckFailure, to_numpy
 from rnnspec.harness import Candidate, Unsupported, gold, make_inputs
 from rnnspec.implementations import reference, torch_nn
@@ -54,7 +54,7 @@ def test_double_backward_gold_is_the_finite_difference_of_the_gradients() -> Non
     first-order grads along the directions (a Hessian-vector product)."""
     case = make_case("lstm", steps=4, batch=2, input_size=3, hidden_size=4)
     inputs = make_inputs(case)
-    upstream = gradients.upstream_gradients(case)
+    upstream = autodiff.upstream_gradients(case)
     directions = gradients.random_like([inputs.x.shape, *(state.shape for state in inputs.hx)], 2)
     leaves, _ = gradients.second_order(Candidate(reference(), case, inputs), upstream, directions)
 
@@ -62,7 +62,7 @@ def test_double_backward_gold_is_the_finite_difference_of_the_gradients() -> Non
         x = inputs.x + sign * STEP * directions[0]
         hx = tuple(s + sign * STEP * d for s, d in zip(inputs.hx, directions[1:], strict=True))
         moved = replace(inputs, x=x, hx=hx)
-        return gradients.backward(Candidate(reference(), case, moved), upstream)[0]
+        return autodiff.backward(Candidate(reference(), case, moved), upstream)[0]
 
     up, down = first_order(1.0), first_order(-1.0)
     for name, value in leaves.items():

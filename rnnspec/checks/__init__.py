@@ -10,6 +10,8 @@ envelope with :func:`rnnspec.cases.for_envelope`; a provider marked with
 :func:`rnnspec.cases.needs` keeps what its check exists to test (an h0, a dtype).
 
 :mod:`rnnspec.checks.suite` declares every check (category, test name, function, provider).
+The category modules never import each other: what they share is in
+:mod:`rnnspec.checks.assertions` and :mod:`rnnspec.checks.autodiff`.
 """
 
 from __future__ import annotations

@@ -20,9 +20,12 @@ import numpy as np
 from rnnspec import frameworks
 from rnnspec.cases import Case, make_case, needs
 from rnnspec.checks import Record
-from rnnspec.checks.dtype import check_dtypes
-from rnnspec.checks.parity import compare_outputs
-from rnnspec.checks.robustness import assert_gold_shapes, expect_raise
+from rnnspec.checks.assertions import (
+    assert_gold_shapes,
+    check_dtypes,
+    compare_outputs,
+    expect_raise,
+)
 from rnnspec.compare import CheckFailure
 from rnnspec.diagnosis import diagnosed
 from rnnspec.errors import Unsupported

@@ -14,7 +14,7 @@ from typing import Any
 from rnnspec import compare
 from rnnspec.cases import Case, make_case, needs, unsupported
 from rnnspec.checks import Record
-from rnnspec.checks.parity import compare_outputs
+from rnnspec.checks.assertions import check_dtypes, compare_outputs
 from rnnspec.diagnosis import diagnosed
 from rnnspec.harness import (
     Outputs,
@@ -60,13 +60,6 @@ def cases(cells: Iterable[str]) -> list[Case]:
             if has_proj:
                 found.append(_case(cell, dtype, 2, False, proj_size=PROJ))
     return found
-
-
-def check_dtypes(got: Outputs, case: Case) -> None:
-    """Output and every final state have the case's (the input's) dtype."""
-    __tracebackhide__ = True
-    for name, value in zip(case.result_names(), (got.output, *got.states), strict=True):
-        compare.check_dtype(value, case.dtype, name, case.label())
 
 
 @diagnosed

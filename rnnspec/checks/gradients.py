@@ -14,8 +14,9 @@ import numpy as np
 
 from rnnspec.cases import Case, layout_case, make_case, needs
 from rnnspec.checks import Record
-from rnnspec.checks.shapes import check_shape, expected_shapes
-from rnnspec.compare import CheckFailure, compare, to_numpy
+from rnnspec.checks.assertions import check_shape, compare_gradients
+from rnnspec.checks.autodiff import backward, collect, upstream_gradients
+from rnnspec.compare import CheckFailure, compare
 from rnnspec.diagnosis import attach, diagnosed, explain_gradients
 from rnnspec.harness import (
     Candidate,
@@ -34,7 +35,6 @@ from rnnspec.tolerance import for_case
 
 SIZES: dict[str, Any] = dict(steps=5, batch=3, lengths=(3, 5, 1), input_size=5, hidden_size=7)
 PROJ = 3
-UPSTREAM_SEED = 3_000_017
 
 
 def _case(
@@ -73,55 +73,6 @@ def cases(cells: Iterable[str]) -> list[Case]:
     return found
 
 
-def upstream_gradients(case: Case) -> dict[str, np.ndarray]:
-    """Seeded random gradients for output, h_n (and c_n), keyed by those names."""
-    rng = np.random.default_rng(case.seed + UPSTREAM_SEED)
-    return {what: rng.standard_normal(shape) for what, shape in expected_shapes(case).items()}
-
-
-def backward(
-    candidate: Candidate, upstream: Mapping[str, np.ndarray]
-) -> tuple[dict[str, Any], Mapping[str, Any]]:
-    """One backward pass with ``upstream`` gradients through the candidate's framework:
-    (input and state grads, weight grads)."""
-    __tracebackhide__ = True
-    case, label = candidate.case, candidate.case.label()
-    got, pullback = candidate.framework.vjp(candidate)
-    values = (got.output, *got.states)
-    for (what, gradient), value in zip(upstream.items(), values, strict=True):
-        check_shape(value, gradient.shape, what, label)
-    cotangents = tuple(candidate.tensor(gradient) for gradient in upstream.values())
-    return guard(f"{candidate.impl.name}: backward", case, lambda: pullback(cotangents))
-
-
-def collect(candidate: Candidate, x: Any, hx: Any) -> tuple[dict[str, Any], Mapping[str, Any]]:
-    """After a torch backward pass: the grads of input and h0 (c0), and the weights' from
-    ``gradients()``."""
-    __tracebackhide__ = True
-    leaves = {"input": x.grad}
-    if hx is not None:
-        names = candidate.case.state_names("0")
-        leaves.update({name: state.grad for name, state in zip(names, as_states(hx), strict=True)})
-    weights = guard(
-        f"{candidate.impl.name}: gradients()",
-        candidate.case,
-        lambda: candidate.impl.gradients(candidate.instance),
-    )
-    return leaves, weights
-
-
-def _present(grads: Mapping[str, Any], name: str, expected: np.ndarray, case: Case) -> Any:
-    __tracebackhide__ = True
-    if grads.get(name) is None:
-        state = "missing from gradients()" if name not in grads else "None"
-        raise CheckFailure(
-            f"grad {name} is {state}, but should be a gradient of shape {expected.shape} "
-            f"(max |grad| {np.abs(expected).max():.3g}) [{case.label()}]",
-            kind="missing-gradient",
-        )
-    return grads[name]
-
-
 @diagnosed
 def check_gradients(impl: Implementation, case: Case, record: Record) -> None:
     """Input, h0 (c0) and weight gradients equal the float64 reference's."""
@@ -140,28 +91,6 @@ def check_gradients(impl: Implementation, case: Case, record: Record) -> None:
         tol = for_case(case, gradient=True)
         attach(failure, lambda: explain_gradients(impl, case, every, gold_every, tol))
         raise
-
-
-def compare_gradients(
-    got: tuple[Mapping[str, Any], Mapping[str, Any]],
-    expected: tuple[Mapping[str, Any], Mapping[str, Any]],
-    case: Case,
-    record: Record,
-    what: str = "grad",
-) -> None:
-    """Every gradient the reference has (leaves, then weights), present and within the
-    case's gradient tolerance."""
-    __tracebackhide__ = True
-    tol = for_case(case, gradient=True)
-    label = case.label()
-    for found, wanted_grads in zip(got, expected, strict=True):
-        for name, value in wanted_grads.items():
-            if value is None:
-                continue
-            wanted = to_numpy(value)
-            record(
-                compare(_present(found, name, wanted, case), wanted, f"{what} {name}", tol, label)
-            )
 
 
 # --- forward-mode AD and second derivatives (REAL_BUGS 6, 7) --------------------------------

@@ -16,7 +16,7 @@ import numpy as np
 
 from rnnspec.cases import Case, layout_case
 from rnnspec.checks import Record
-from rnnspec.checks.shapes import check_shape
+from rnnspec.checks.assertions import check_shape
 from rnnspec.compare import compare, to_numpy, within
 from rnnspec.config import canonical_name
 from rnnspec.diagnosis import diagnosed

@@ -8,12 +8,12 @@ from typing import Any
 
 from rnnspec.cases import Case, make_case, needs
 from rnnspec.checks import Record
-from rnnspec.compare import CheckFailure, compare
+from rnnspec.checks.assertions import compare_outputs
+from rnnspec.compare import CheckFailure
 from rnnspec.diagnosis import annotate
-from rnnspec.harness import Outputs, build, gold, make_inputs, require, run_quietly
+from rnnspec.harness import build, gold, make_inputs, require, run_quietly
 from rnnspec.protocol import Implementation
 from rnnspec.spec import supports_proj
-from rnnspec.tolerance import Tolerance, for_case
 
 SIZES: dict[str, Any] = dict(steps=6, batch=3, input_size=5, hidden_size=7)
 PROJ = 3
@@ -38,31 +38,6 @@ def cases(cells: Iterable[str]) -> list[Case]:
         for cell, layers, bidirectional, bias, batch_first, given_state in grid
         for proj in ((0, PROJ) if supports_proj(cell) else (0,))
     ]
-
-
-def compare_outputs(
-    got: Outputs,
-    expected: Outputs,
-    case: Case,
-    record: Record,
-    label: str | None = None,
-    *,
-    tol: Tolerance | None = None,
-    suffix: str = "",
-) -> None:
-    """Compare output and every final state, in that order, under ``tol`` (the case's
-    tolerance unless given); failures name ``output{suffix}`` (...) and ``label`` (the
-    case's label unless given)."""
-    __tracebackhide__ = True
-    tol = for_case(case) if tol is None else tol
-    label = case.label() if label is None else label
-    for name, got_value, expected_value in zip(
-        case.result_names(),
-        (got.output, *got.states),
-        (expected.output, *expected.states),
-        strict=True,
-    ):
-        record(compare(got_value, expected_value, name + suffix, tol, label))
 
 
 def check_forward(impl: Implementation, case: Case, record: Record, diagnose: bool = True) -> None:

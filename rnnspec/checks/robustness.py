@@ -17,9 +17,13 @@ import numpy as np
 
 from rnnspec.cases import Case, make_case, needs, unsupported
 from rnnspec.checks import Record
-from rnnspec.checks.gradients import backward, collect, compare_gradients, upstream_gradients
-from rnnspec.checks.parity import compare_outputs
-from rnnspec.checks.shapes import check_shape
+from rnnspec.checks.assertions import (
+    assert_gold_shapes,
+    compare_gradients,
+    compare_outputs,
+    expect_raise,
+)
+from rnnspec.checks.autodiff import backward, collect, upstream_gradients
 from rnnspec.compare import CheckFailure, compare, to_numpy, within
 from rnnspec.diagnosis import diagnosed
 from rnnspec.errors import Unsupported
@@ -59,19 +63,6 @@ def call(candidate: Candidate, x: Any, hx: Any, what: str = "forward") -> tuple[
         f"{impl.name}: {what}", candidate.case, lambda: impl.call(candidate.instance, x, hx)
     )
     return raw, candidate.unpack(raw)
-
-
-def assert_gold_shapes(got: Outputs, expected: Outputs, case: Case) -> None:
-    """Output and every final state have the gold's shapes."""
-    __tracebackhide__ = True
-    label = case.label()
-    for name, value, reference in zip(
-        case.result_names(),
-        (got.output, *got.states),
-        (expected.output, *expected.states),
-        strict=True,
-    ):
-        check_shape(value, np.shape(reference), name, label)
 
 
 def _case(cell: str, layers: int = 1, bidirectional: bool = False, **given: Any) -> Case:
@@ -381,22 +372,6 @@ def _bad_states(case: Case) -> list[tuple[str, list[tuple[int, ...]], bool]]:
 def input_rank_cases(cells: Iterable[str]) -> list[Case]:
     """One batched case per cell: the rank check does not depend on the configuration."""
     return [_case(cell, steps=5, batch=3) for cell in cells]
-
-
-def expect_raise(
-    candidate: Candidate, x: Any, hx: Any, what: str, kind: str = "accepted-invalid"
-) -> None:
-    """Any exception from the candidate counts as a clean refusal; a silent success fails."""
-    __tracebackhide__ = True
-    try:
-        with no_grad(candidate), quiet():
-            candidate.impl.call(candidate.instance, x, hx)
-    except Exception:
-        return
-    raise CheckFailure(
-        f"forward accepted {what}, but should raise [{candidate.case.label()}]",
-        kind=kind,
-    )
 
 
 def check_rejects_bad_state(impl: Implementation, case: Case, record: Record) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from rnnspec.cases import Case, layout_case
 from rnnspec.checks import Record
-from rnnspec.compare import CheckFailure
+from rnnspec.checks.assertions import check_shape
 from rnnspec.diagnosis import diagnosed
 from rnnspec.harness import build, require, run_quietly
 from rnnspec.protocol import Implementation
@@ -43,31 +43,6 @@ def cases(cells: Iterable[str]) -> list[Case]:
     return found
 
 
-def expected_shapes(case: Case) -> dict[str, tuple[int, ...]]:
-    """``output`` (padded form when packed) and each final state, as torch.nn gives them."""
-    config = case.config
-    features = config.num_directions * config.output_size
-    if case.batch is None:
-        output: tuple[int, ...] = (case.steps, features)
-    elif config.batch_first:
-        output = (case.batch, case.steps, features)
-    else:
-        output = (case.steps, case.batch, features)
-    states = config.state_shapes(config.resolve(), case.batch)
-    return dict(zip(case.result_names(), (output, *states), strict=True))
-
-
-def check_shape(value: Any, expected: tuple[int, ...], what: str, label: str) -> None:
-    """Fail with ``what has shape (...), but should have (...) [config]``."""
-    __tracebackhide__ = True
-    got = tuple(value.shape)
-    if got != tuple(expected):
-        raise CheckFailure(
-            f"{what} has shape {got}, but should have {tuple(expected)} [{label}]",
-            kind="shape",
-        )
-
-
 @diagnosed
 def check_shapes(impl: Implementation, case: Case, record: Record) -> None:
     """Output, h_n (and c_n) have the shapes torch.nn gives for the case's layout."""
@@ -76,6 +51,6 @@ def check_shapes(impl: Implementation, case: Case, record: Record) -> None:
     got = run_quietly(build(impl, case))
     label = case.label()
     for (what, shape), value in zip(
-        expected_shapes(case).items(), (got.output, *got.states), strict=True
+        case.result_shapes().items(), (got.output, *got.states), strict=True
     ):
         check_shape(value, shape, what, label)

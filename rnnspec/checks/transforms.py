@@ -26,7 +26,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from rnnspec.cases import Case, make_case, needs
 from rnnspec.checks import Record
-from rnnspec.checks.parity import compare_outputs
+from rnnspec.checks.assertions import compare_outputs
 from rnnspec.harness import (
     Candidate,
     Unsupported,
