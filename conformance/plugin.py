@@ -328,7 +328,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     from rnnspec import spec
 
     provider = marker.kwargs["provider"]
-    cells = [cell.name for loaded in spec.all_specs().values() for cell in loaded.cells.values()]
+    cells = spec.cell_names()
     from rnnspec import fixed
     from rnnspec.cases import for_envelope
 

@@ -23,7 +23,7 @@ def pytest_generate_tests(metafunc):
     impl = metafunc.config.stash.get(IMPLEMENTATION_KEY, None)
     if "case" not in metafunc.fixturenames or impl is None:  # no --impl: the plugin says so
         return
-    cells = [cell.name for loaded in spec.all_specs().values() for cell in loaded.cells.values()]
+    cells = spec.cell_names()
     declared = [cell for cell in cells if impl.capabilities.declares(cell)]
     undeclared = [cell for cell in cells if cell not in declared]
     devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]

@@ -99,6 +99,12 @@ def all_specs() -> dict[str, Spec]:
     return {**shipped_specs(), **_registered}
 
 
+def cell_names() -> list[str]:
+    """Every known cell by name (``lstm``, ``gru:reset_before``, ...): the shipped specs'
+    cells, then those of the specs registered with :func:`register`."""
+    return [cell.name for loaded in all_specs().values() for cell in loaded.cells.values()]
+
+
 def resolve(name: str) -> Cell:
     """``"lstm"``, ``"gru:reset_before"`` or a path to a spec file, to a cell."""
     kind, _, variant = name.partition(":")

@@ -12,7 +12,7 @@ from rnnspec.cases import Case, fit
 from rnnspec.config import RNNConfig
 from rnnspec.diagnosis.trial import diagnostic_cases, try_case
 from rnnspec.errors import ConfigError
-from rnnspec.spec import all_specs
+from rnnspec.spec import cell_names
 
 
 def add_parser(commands: Any) -> None:
@@ -57,7 +57,7 @@ def add_parser(commands: Any) -> None:
 def execute(args: argparse.Namespace) -> int:
     impl = registry.load(args.impl)
     declared = impl.capabilities
-    known = [cell.name for loaded in all_specs().values() for cell in loaded.cells.values()]
+    known = cell_names()
     cells = [args.cell] if args.cell else [c for c in known if declared.declares(c)]
     if not cells:
         raise ConfigError(
