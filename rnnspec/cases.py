@@ -137,7 +137,7 @@ DTYPE_ORDER = ("float64", "float32", "float16", "bfloat16")  # most precise firs
 # their dtype.
 WORKING_DTYPES = ("float64", "float32")
 ASPECTS = frozenset({"initial_state", "direction", "dtype", "single_dtype", "gradients"})
-Provider = Callable[..., list[Case]]
+Provider = Callable[[Iterable[str]], list[Case]]
 
 
 def needs(*aspects: str) -> Callable[[Provider], Provider]:
@@ -258,7 +258,7 @@ def _distinct(case: Case, taken: Collection[Case]) -> Case | None:
 
 
 def for_envelope(
-    provider: Provider, cells: Iterable[str], capabilities: Capabilities | None, **options: Any
+    provider: Provider, cells: Iterable[str], capabilities: Capabilities | None
 ) -> list[Case]:
     """The provider's cases for each cell in each working dtype the candidate declares,
     fitted to the envelope; a case that fitting folds onto another runs at other sizes.
@@ -268,11 +268,11 @@ def for_envelope(
     capabilities (no candidate chosen), the provider's cases as they are.
     """
     if capabilities is None:
-        return provider(list(cells), **options)
+        return provider(list(cells))
     keep = needs_of(provider)
     found: list[Case] = []
     for cell in cells:
-        given = provider([cell], **options)
+        given = provider([cell])
         if not capabilities.declares(cell):
             found += given[:1]
             continue

@@ -301,7 +301,7 @@ def quiet() -> Iterator[None]:
             theirs = list(warnings.filters)
     HEARD.extend(caught)
     if theirs != ours:
-        warnings.filters[:] = [entry for entry in theirs if entry != ours[0]]
+        warnings.filters[:] = [entry for entry in theirs if entry != ours[0]]  # type: ignore[index]
         mutated = getattr(warnings, "_filters_mutated", None)  # its caches follow (< 3.14)
         if mutated is not None:
             mutated()

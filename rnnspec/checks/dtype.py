@@ -73,7 +73,7 @@ def check_dtype(impl: Implementation, case: Case, record: Record) -> None:
     compare_outputs(got, expected, case, record)
 
 
-# --- autocast (REAL_BUGS 3, 12) ----------------------------------------------------------------
+# --- autocast (pytorch#88136, #36428, #45048) -----------------------------------------------
 
 AUTOCAST = {"cpu": "bfloat16", "cuda": "float16"}  # the dtype autocast computes in, by device
 

@@ -93,7 +93,7 @@ def check_gradients(impl: Implementation, case: Case, record: Record) -> None:
         raise
 
 
-# --- forward-mode AD and second derivatives (REAL_BUGS 6, 7) --------------------------------
+# --- forward-mode AD and second derivatives (pytorch#174355, #5261) -------------------------
 
 TANGENT_SEED = 4_000_037
 

@@ -56,7 +56,7 @@ def check_forward(impl: Implementation, case: Case, record: Record, diagnose: bo
         raise
 
 
-# --- sizes real kernels switch on (REAL_BUGS 8, 18, 38, 64) -----------------------------------
+# --- sizes real kernels switch on (pytorch#133751, ROCm/rocm-libraries#10551, onnxruntime#4628) ---
 
 LARGE = ((256, 1000), (512, 1000))  # (hidden size, T): blocked and oneDNN paths, long loops
 LONG_STEPS = 10_000

@@ -431,7 +431,7 @@ def check_unbatched(impl: Implementation, case: Case, record: Record) -> None:
     compare_outputs(batched, as_batch, case, record, label)
 
 
-# --- non-contiguous input, state and upstream gradients (REAL_BUGS 9, 10) --------------------
+# --- non-contiguous input, state and upstream gradients (pytorch#619) ------------------------
 
 
 def noncontiguous_cases(cells: Iterable[str]) -> list[Case]:
@@ -488,7 +488,7 @@ def check_noncontiguous(impl: Implementation, case: Case, record: Record) -> Non
     compare_gradients(collect(fresh, x, hx), wanted, case, record, "grad (non-contiguous)")
 
 
-# --- weights changed after a first call (REAL_BUGS 4, 64) ------------------------------------
+# --- weights changed after a first call (pytorch#65688, mxnet#17479) -------------------------
 
 CHANGED_SEED = 5_000_011  # the weights a candidate is first built and run with
 
@@ -569,7 +569,7 @@ def check_padding_zero(impl: Implementation, case: Case, record: Record) -> None
         record(compare(region, np.zeros_like(region), what, EXACT, case.label()))
 
 
-# --- batch invariance (REAL_BUGS 2, 16) -----------------------------------------------------------
+# --- batch invariance (pytorch#32023, #180744) ----------------------------------------------------
 
 
 def batch_invariance_cases(cells: Iterable[str]) -> list[Case]:

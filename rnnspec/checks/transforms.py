@@ -1,5 +1,5 @@
 """Transforms: a torch candidate run through the tools that rewrite it, each result against
-the gold (REAL_BUGS 21-27).
+the gold (pytorch#130791, #158007, #175830, #123089, #32605, #105982).
 
 ``torch.compile`` (the ``aot_eager`` backend: Dynamo's graph capture and AOTAutograd, in
 seconds; and the default ``inductor`` backend on one case per cell, which generates and

@@ -409,7 +409,7 @@ ENTRIES = [
     ),
 ]
 
-# Each proves one check of issue 14 (REAL_BUGS.md): the check named catches it.
+# Each proves one check of issue 14 (docs/failure-modes.md): the check named catches it.
 ENTRIES += [
     _entry(
         "compiled_extra_dim",
