@@ -128,7 +128,7 @@ def check_autocast(impl: Implementation, case: Case, record: Record) -> None:
     axis = 1 if case.config.batch_first else 0
     half = case.steps // 2
 
-    def run(x: Any, hx: Any) -> Outputs:
+    def run_under_autocast(x: Any, hx: Any) -> Outputs:
         raw = guard(
             f"{impl.name} under autocast",
             case,
@@ -140,14 +140,14 @@ def check_autocast(impl: Implementation, case: Case, record: Record) -> None:
         return got
 
     with no_grad(candidate), quiet(), torch.autocast(case.device, getattr(torch, fast)):
-        got = run(x, hx)
+        got = run_under_autocast(x, hx)
         compare_outputs(got, expected, case, record, label, tol=tol, suffix=" under autocast")
         if case.packed or case.config.bidirectional:  # a reverse direction starts at the end
             return
         if unsupported(impl.effective_capabilities, case, initial_state=True):  # takes no h0
             return
-        first = run(x.narrow(axis, 0, half), hx)
-        second = run(x.narrow(axis, half, case.steps - half), as_hx(first.states))
+        first = run_under_autocast(x.narrow(axis, 0, half), hx)
+        second = run_under_autocast(x.narrow(axis, half, case.steps - half), as_hx(first.states))
     rest = Outputs(expected.output.take(range(half, case.steps), axis), expected.states)
     suffix = f" of steps {half}.. with the state autocast returned"
     compare_outputs(second, rest, case, record, label, tol=tol, suffix=suffix)

@@ -165,9 +165,9 @@ def _transformed(
     case: Case,
     record: Record,
     transform: str,
-    run: Callable[[Candidate, Any, Any], Any],
+    call_transformed: Callable[[Candidate, Any, Any], Any],
 ) -> None:
-    """Build the candidate on the case's weights, ``run(candidate, x, hx)`` (x packed when
+    """Build the candidate on the case's weights, ``call_transformed(candidate, x, hx)`` (x packed when
     the case is) under the transform, and compare what it returns with the gold."""
     __tracebackhide__ = True
     require(impl, case, transform=transform)
@@ -177,7 +177,7 @@ def _transformed(
         raw = guard(
             f"{impl.name} under {transform}",
             case,
-            lambda: run(candidate, candidate.pack(x), hx),
+            lambda: call_transformed(candidate, candidate.pack(x), hx),
             kind="unsupported-transform",
         )
     got = candidate.unpack(raw)
@@ -185,12 +185,12 @@ def _transformed(
 
 
 def _compiled(backend: str) -> Callable[[Candidate, Any, Any], Any]:
-    def run(candidate: Candidate, x: Any, hx: Any) -> Any:
+    def call_compiled(candidate: Candidate, x: Any, hx: Any) -> Any:
         torch._dynamo.reset()  # a fresh cache: past its recompile limit Dynamo runs eagerly
         compiled = torch.compile(candidate.instance, backend=backend)
         return candidate.impl.call(compiled, x, hx)
 
-    return run
+    return call_compiled
 
 
 def check_compile(impl: Implementation, case: Case, record: Record) -> None:
