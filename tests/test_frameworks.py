@@ -99,7 +99,7 @@ def test_a_missing_library_is_listed_with_its_pip_extra() -> None:
     assert not entries["flax"].installed
     assert entries["flax"].error.startswith("not installed: pip install rnnspec[flax] (")
     text = listing.render(list(entries.values()))
-    assert "flax  (rnnspec.jax_adapters.flax_cells:linen)\n  not installed: pip install " in text
+    assert "flax  (rnnspec.adapters.flax_cells:linen)\n  not installed: pip install " in text
     assert "BROKEN" not in text
 
 
@@ -219,8 +219,8 @@ def test_linen_mapping_has_the_names_and_shapes_of_the_library(jax_x64, kind: st
     import flax.linen as nn
     import jax
 
-    from rnnspec.jax_adapters import gates
-    from rnnspec.jax_adapters.flax_cells import CLASSES, linen_params
+    from rnnspec.adapters.flax_cells import CLASSES, linen_params
+    from rnnspec.adapters.jax_network import gates
     from rnnspec.weights import random_weights
 
     config = _case(kind, 1, False).config

@@ -15,7 +15,6 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rnnspec.adapters import require
 from rnnspec.config import RNNConfig
 from rnnspec.protocol import Capabilities, Implementation
 
@@ -48,12 +47,6 @@ def gates(config: RNNConfig, weights: Mapping[str, Any], layer: int, direction: 
     b_ih = weights.get("bias_ih" + suffix, zeros)
     b_hh = weights.get("bias_hh" + suffix, zeros)
     return Gates(*(jnp.split(value, count) for value in (w_ih, w_hh, b_ih, b_hh)))
-
-
-def not_installed(extra: str, name: str, *modules: str) -> None:
-    """Raise :class:`~rnnspec.errors.NotInstalled` unless every one of ``modules`` imports."""
-    for module in modules:
-        require(module, extra, name)
 
 
 @dataclass
