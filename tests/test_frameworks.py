@@ -253,9 +253,11 @@ def test_jax_library_built_ins_pass_forward_and_gradients(jax_x64, name: str) ->
 
 
 def test_flax_nnx_gru_lacks_the_hidden_bias_of_n(jax_x64) -> None:
-    """flax.nnx's GRUCell has no b_hn (flax#5594): right without biases, wrong with them."""
+    """flax.nnx's GRUCell has no b_hn (flax#5594): right without biases, wrong with them,
+    and the diagnosis names it."""
     pytest.importorskip("flax")
     impl = registry.load("flax-nnx")
     parity.check_forward(impl, _case("gru", bias=False), ignore)
-    with pytest.raises(CheckFailure, match="but should be"):
+    with pytest.raises(CheckFailure, match="but should be") as caught:
         parity.check_forward(impl, _case("gru"), ignore)
+    assert caught.value.details["diagnosis"].hypothesis == "missing_b_hn"
