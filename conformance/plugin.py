@@ -97,8 +97,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--xfails",
         metavar="FILE",
         default=None,
-        help="expected failures: one 'CHECK-ID-OR-GLOB  # reason' a line; a listed check "
-        "that passes fails as XPASS(strict), a line that matches nothing warns",
+        help="expected failures: one 'CHECK-ID-OR-GLOB  # reason' a line, under '[IMPL]' "
+        "for that --impl alone; a listed check that passes fails as XPASS(strict), a line "
+        "that matches nothing warns",
     )
     group.addoption(
         "--torch-threads",
@@ -186,7 +187,8 @@ def pytest_configure(config: pytest.Config) -> None:
         from rnnspec import xfails
 
         try:
-            config.stash[XFAILS_KEY] = xfails.read(Path(config.getoption("xfails")))
+            path, impl = Path(config.getoption("xfails")), config.stash[IMPLEMENTATION_KEY]
+            config.stash[XFAILS_KEY] = xfails.read(path, name or impl.name)
         except RnnSpecError as error:
             raise pytest.UsageError(f"--xfails: {error}") from None
     reporter = _Reporter(config)

@@ -24,11 +24,11 @@ GROUP = "rnnspec.implementations"
 BUILTINS = {
     "torch": "rnnspec.implementations:torch_nn",
     "reference": "rnnspec.implementations:reference",
-    "flax": "rnnspec.jax_adapters.flax_cells:linen",
-    "flax-optimized": "rnnspec.jax_adapters.flax_cells:linen_optimized",
-    "flax-nnx": "rnnspec.jax_adapters.flax_cells:nnx_cells",
-    "flax-nnx-optimized": "rnnspec.jax_adapters.flax_cells:nnx_optimized",
-    "equinox": "rnnspec.jax_adapters.equinox_cells:equinox",
+    "flax": "rnnspec.adapters.flax_cells:linen",
+    "flax-optimized": "rnnspec.adapters.flax_cells:linen_optimized",
+    "flax-nnx": "rnnspec.adapters.flax_cells:nnx_cells",
+    "flax-nnx-optimized": "rnnspec.adapters.flax_cells:nnx_optimized",
+    "equinox": "rnnspec.adapters.equinox_cells:equinox",
 }
 FILE_SUFFIXES = {".py", ".onnx", ".keras", ".h5", ".pt", ".pth", ".pkl", ".json", ".toml"}
 

@@ -3,10 +3,13 @@
 One entry a line, ``PATTERN  # REASON``: PATTERN is a check id (``test_parity.py::
 test_forward[gru-I5-H7-T6-B3-dtype=float64]``, the tail of a pytest node id) or a glob
 over them (``test_parity.py::test_forward[*float64*]``: ``*`` and ``?`` only, brackets
-literal); the reason is required. Blank
-lines and lines starting with ``#`` are comments. A matched check that fails is an
-expected failure with the reason; one that passes is reported as XPASS(strict), a failure,
-so a fixed bug is noticed; a pattern that matches no check gets a warning.
+literal); the reason is required. Blank lines and lines starting with ``#`` are comments.
+A line ``[NAME]`` starts a section whose entries hold for the implementation ``NAME``
+(the ``--impl`` name) alone, so one file keeps the known bugs of several libraries; the
+entries above the first section hold for every implementation. A matched check that
+fails is an expected failure with the reason; one that passes is reported as
+XPASS(strict), a failure, so a fixed bug is noticed; a pattern that matches no check gets
+a warning.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from pathlib import Path
 
 from rnnspec.errors import ConfigError
 
+SECTION = re.compile(r"\[([^\[\]#\s]+)\]")
+
 
 @dataclass(frozen=True)
 class Xfail:
     pattern: str
     reason: str
     line: int
+    implementation: str | None = None  # its section's; None: every implementation
 
     def matches(self, node_id: str) -> bool:
         """Whether the check ``node_id`` (a pytest node id, or its tail after a ``/``) is
@@ -32,24 +38,33 @@ class Xfail:
         return re.fullmatch(f"(.*/)?{glob}", node_id) is not None
 
 
-def read(path: Path) -> list[Xfail]:
-    """The entries of an xfails file; a line without a reason is an error naming it."""
+def read(path: Path, implementation: str | None = None) -> list[Xfail]:
+    """The entries of an xfails file (with ``implementation``: those that hold for it); a
+    line without a reason is an error naming it."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"cannot read xfails file {path}: {error}") from None
     entries = []
+    section = None
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
+        header = SECTION.fullmatch(stripped)
+        if header:
+            section = header.group(1)
+            continue
         pattern, hash_sign, reason = stripped.partition("#")
         if not hash_sign or not reason.strip() or not pattern.strip():
             raise ConfigError(
-                f"{path}:{number}: an entry is 'PATTERN  # REASON', with a reason; got {line!r}"
+                f"{path}:{number}: an entry is 'PATTERN  # REASON', with a reason, or a "
+                f"section '[IMPLEMENTATION]'; got {line!r}"
             )
-        entries.append(Xfail(pattern.strip(), reason.strip(), number))
-    return entries
+        entries.append(Xfail(pattern.strip(), reason.strip(), number, section))
+    if implementation is None:
+        return entries
+    return [entry for entry in entries if entry.implementation in (None, implementation)]
 
 
 def unmatched(entries: Iterable[Xfail], node_ids: Iterable[str]) -> list[Xfail]:

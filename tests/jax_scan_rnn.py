@@ -41,10 +41,11 @@ def _step(kind: str, relu: bool, w: dict[str, Any], h: Any, x: Any) -> tuple[Any
 
 
 @functools.partial(jax.jit, static_argnums=(0, 4))
-def _network(config: RNNConfig, weights: Any, x: Any, states: Any, detach: bool) -> Any:
+def _network(config: RNNConfig, weights: Any, xs: Any, states: Any, detach: bool) -> Any:
+    """The time-major network: ``xs`` (T, B, F); batch_first is handled by the caller, so
+    layouts share one compilation."""
     kind, relu = config.cell.split(":")[0], config.cell == "elman:relu"
     directions = 2 if config.bidirectional else 1
-    xs = x.swapaxes(0, 1) if config.batch_first else x
     finals = []
     for layer in range(config.num_layers):
         outputs = []
@@ -66,8 +67,7 @@ def _network(config: RNNConfig, weights: Any, x: Any, states: Any, detach: bool)
             outputs.append(ys)
             finals.append(final if kind == "lstm" else (final,))
         xs = jnp.concatenate(outputs, axis=-1)
-    stacked = tuple(jnp.stack(parts) for parts in zip(*finals, strict=True))
-    return (xs.swapaxes(0, 1) if config.batch_first else xs), stacked
+    return xs, tuple(jnp.stack(parts) for parts in zip(*finals, strict=True))
 
 
 class ScanRNN:
@@ -92,7 +92,10 @@ class ScanRNN:
             if (lstm and not isinstance(hx, tuple)) or any(s.shape != shape for s in states):
                 raise ValueError(f"hx must be {1 + lstm} array(s) of shape {shape}")
             states = tuple(s[:, None] for s in states) if unbatched else states
-        output, finals = _network(config, self.weights, x, states, self.detach)
+        xs = x.swapaxes(0, 1) if config.batch_first else x
+        time_major = config.replace(batch_first=False)
+        output, finals = _network(time_major, self.weights, xs, states, self.detach)
+        output = output.swapaxes(0, 1) if config.batch_first else output
         if unbatched:
             output = output[0] if config.batch_first else output[:, 0]
             finals = tuple(state[:, 0] for state in finals)

@@ -41,6 +41,7 @@ LIBRARY_NAMES = {
     "missing_bias_ih",
     "missing_bias_hh",
     "biases_folded",
+    "missing_b_hn",
     "hidden_forget_bias",
     "no_nonlinearity",
     "tanh_read_out",

@@ -99,7 +99,7 @@ def test_a_missing_library_is_listed_with_its_pip_extra() -> None:
     assert not entries["flax"].installed
     assert entries["flax"].error.startswith("not installed: pip install rnnspec[flax] (")
     text = listing.render(list(entries.values()))
-    assert "flax  (rnnspec.jax_adapters.flax_cells:linen)\n  not installed: pip install " in text
+    assert "flax  (rnnspec.adapters.flax_cells:linen)\n  not installed: pip install " in text
     assert "BROKEN" not in text
 
 
@@ -219,8 +219,8 @@ def test_linen_mapping_has_the_names_and_shapes_of_the_library(jax_x64, kind: st
     import flax.linen as nn
     import jax
 
-    from rnnspec.jax_adapters import gates
-    from rnnspec.jax_adapters.flax_cells import CLASSES, linen_params
+    from rnnspec.adapters.flax_cells import CLASSES, linen_params
+    from rnnspec.adapters.jax_network import gates
     from rnnspec.weights import random_weights
 
     config = _case(kind, 1, False).config
@@ -253,9 +253,11 @@ def test_jax_library_built_ins_pass_forward_and_gradients(jax_x64, name: str) ->
 
 
 def test_flax_nnx_gru_lacks_the_hidden_bias_of_n(jax_x64) -> None:
-    """flax.nnx's GRUCell has no b_hn (flax#5594): right without biases, wrong with them."""
+    """flax.nnx's GRUCell has no b_hn (flax#5594): right without biases, wrong with them,
+    and the diagnosis names it."""
     pytest.importorskip("flax")
     impl = registry.load("flax-nnx")
     parity.check_forward(impl, _case("gru", bias=False), ignore)
-    with pytest.raises(CheckFailure, match="but should be"):
+    with pytest.raises(CheckFailure, match="but should be") as caught:
         parity.check_forward(impl, _case("gru"), ignore)
+    assert caught.value.details["diagnosis"].hypothesis == "missing_b_hn"

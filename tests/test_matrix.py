@@ -27,6 +27,23 @@ def test_xfails_file_needs_a_reason_per_entry(tmp_path: Path) -> None:
         xfails.read(path)
 
 
+def test_xfails_sections_hold_for_their_implementation_alone(tmp_path: Path) -> None:
+    path = tmp_path / "xfails.txt"
+    path.write_text(
+        "test_shapes.py::*  # every library\n"
+        "[flax-nnx]\n"
+        "test_parity.py::test_forward[gru-*]  # no b_hn\n"
+        "[keras]\n"
+        "test_layout.py::*  # planted\n"
+    )
+    assert [entry.reason for entry in xfails.read(path)] == ["every library", "no b_hn", "planted"]
+    assert [entry.reason for entry in xfails.read(path, "flax-nnx")] == ["every library", "no b_hn"]
+    assert [entry.reason for entry in xfails.read(path, "torch")] == ["every library"]
+    path.write_text("[flax-nnx] test_parity.py::*\n")
+    with pytest.raises(ConfigError, match=r"xfails.txt:1: an entry is 'PATTERN  # REASON'"):
+        xfails.read(path)
+
+
 def test_xfails_turn_failures_into_expected_ones_and_passes_into_failures(
     pytester: pytest.Pytester,
 ) -> None:
@@ -54,6 +71,16 @@ def test_xfails_turn_failures_into_expected_ones_and_passes_into_failures(
     )
     assert fixed.parseoutcomes().get("failed", 0) > 0  # XPASS(strict): the bug went away
     fixed.stdout.fnmatch_lines(["*XPASS(strict)*planted gate order*"])
+
+
+def test_xfails_of_another_implementation_leave_the_run_alone(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("scratch_rnn")
+    known = pytester.makefile(
+        ".txt", xfails="[scratch-lstm]\ntest_parity.py::test_forward[*]  # not this one\n"
+    )
+    result = pytester.runpytest(SUITE, *BUGGY, "--xfails", str(known), "-p", "no:cacheprovider")
+    counts = result.parseoutcomes()
+    assert counts.get("failed", 0) > 0 and counts.get("xfailed", 0) == 0
 
 
 def test_summarise_counts_per_cell_and_category_and_keeps_the_first_diagnosis() -> None:

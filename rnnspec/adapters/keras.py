@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 
 from rnnspec import fixed
-from rnnspec.adapters import bridge, require
+from rnnspec.adapters import bridge, require, runtime_capabilities
 from rnnspec.config import RNNConfig
 from rnnspec.errors import ImplementationError
 from rnnspec.layouts import from_keras, to_keras
-from rnnspec.protocol import Capabilities, Implementation
+from rnnspec.protocol import Implementation
 
 CELLS = frozenset({"elman", "elman:relu", "gru", "gru:reset_before", "lstm"})
 LAYERS = {"elman": "SimpleRNN", "gru": "GRU", "lstm": "LSTM"}
@@ -174,15 +174,7 @@ def implementation() -> Implementation:
     return Implementation(
         "keras",
         lambda config, device, dtype: KerasNetwork.build(config, _dtype_name(dtype)),
-        Capabilities(
-            cells=CELLS,
-            proj_size=False,
-            dropout=False,
-            dtypes=frozenset({"float32"}),
-            devices=frozenset({"cpu"}),
-            gradients=torch_backend,
-            transforms=frozenset(),  # no torch module to transform
-        ),
+        runtime_capabilities(CELLS, gradients=torch_backend),
         load_weights=KerasNetwork.load,
         gradients=KerasNetwork.gradients,
         call=bridge.call,
@@ -223,15 +215,7 @@ def file_implementation(path: Path) -> Implementation:
     return Implementation(
         name,
         lambda config, device, dtype_given: KerasNetwork(keras, config, layers, dtype),
-        Capabilities(
-            cells=frozenset({cell}),
-            proj_size=False,
-            dropout=False,
-            dtypes=frozenset({dtype}),
-            devices=frozenset({"cpu"}),
-            gradients=False,
-            transforms=frozenset(),  # no torch module to transform
-        ),
+        runtime_capabilities({cell}, dtype),
         call=bridge.call,
         read_weights=lambda: weights,
         description=f"Keras file {path.name}: {config.describe()} on the "

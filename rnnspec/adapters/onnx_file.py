@@ -28,13 +28,13 @@ from typing import Any
 import numpy as np
 
 from rnnspec import fixed
-from rnnspec.adapters import bridge
+from rnnspec.adapters import bridge, runtime_capabilities
 from rnnspec.adapters.onnxruntime import OPERATORS, libraries, session
 from rnnspec.config import RNNConfig
 from rnnspec.errors import ImplementationError
 from rnnspec.harness import Unsupported
 from rnnspec.layouts import from_onnx
-from rnnspec.protocol import Capabilities, Implementation
+from rnnspec.protocol import Implementation
 
 KINDS = {operator: kind for kind, operator in OPERATORS.items()}
 WEIGHT_INPUTS = {1: "W", 2: "R", 3: "B", 7: "P"}  # positions in the operators' input lists
@@ -173,17 +173,7 @@ def implementation(path: Path) -> Implementation:
     return Implementation(
         name,
         lambda config, device, dtype: OnnxFileNetwork(source, config),
-        Capabilities(
-            cells=frozenset({cell}),
-            proj_size=False,
-            packed=False,
-            unbatched=False,
-            dropout=False,
-            dtypes=frozenset({"float32"}),
-            devices=frozenset({"cpu"}),
-            gradients=False,
-            transforms=frozenset(),  # no torch module to transform
-        ),
+        runtime_capabilities({cell}, packed=False, unbatched=False),
         call=bridge.call,
         read_weights=lambda: weights,
         description=f"ONNX file {path.name}: {source.config.describe()}, run by ONNX Runtime "

@@ -20,22 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from rnnspec.adapters import bridge, require
+from rnnspec.adapters import bridge, require, runtime_capabilities
 from rnnspec.config import RNNConfig
 from rnnspec.layouts import to_onnx
-from rnnspec.protocol import ALL_CELLS, Capabilities, Implementation
+from rnnspec.protocol import ALL_CELLS, Implementation
 
 OPSET = 14
 OPERATORS = {"elman": "RNN", "gru": "GRU", "lstm": "LSTM"}
-CAPABILITIES = Capabilities(
-    cells=ALL_CELLS,
-    proj_size=False,
-    dropout=False,
-    dtypes=frozenset({"float32"}),
-    devices=frozenset({"cpu"}),
-    gradients=False,
-    transforms=frozenset(),  # no torch module to transform
-)
+CAPABILITIES = runtime_capabilities(ALL_CELLS)
 
 
 def layer_attributes(config: RNNConfig) -> dict[str, Any]:

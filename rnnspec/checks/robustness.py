@@ -504,6 +504,7 @@ def weight_update_cases(cells: Iterable[str]) -> list[Case]:
     return found
 
 
+@diagnosed
 def check_weight_update(impl: Implementation, case: Case, record: Record) -> None:
     """After a first call, weights written into the instance (through its loader, in place
     for torch.nn's names) and then others through ``load_state_dict`` are the ones the next

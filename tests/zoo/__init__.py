@@ -155,6 +155,14 @@ ENTRIES = [
         Bugs(biases_folded=True),
     ),
     _entry(
+        "missing_b_hn",
+        "The GRU leaves out b_hn, the hidden bias inside the reset product (flax.nnx GRUCell).",
+        "parity",
+        "missing_b_hn",
+        {"gru"},
+        Bugs(missing_b_hn=True),
+    ),
+    _entry(
         "tanh_for_relu",
         "An Elman RNN declared with nonlinearity='relu' (elman:relu) computes tanh.",
         "parity",

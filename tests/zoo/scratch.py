@@ -34,6 +34,7 @@ class Bugs:
     reset_before: bool = False  # GRU: r * h before the hidden matmul
     reset_after: bool = False  # GRU: r after the hidden matmul, gru:reset_before declared too
     biases_folded: bool = False  # GRU: b_hn added outside the reset gate
+    missing_b_hn: bool = False  # GRU: no b_hn (b_hr, b_hz kept), as flax.nnx GRUCell
     no_bias_ih: bool = False
     no_bias_hh: bool = False
     forget_bias: float = 0.0  # added to the forget gate's pre-activation
@@ -414,6 +415,8 @@ class ScratchRNN(nn.Module):
             elif bugs.biases_folded and w["bias_hh"] is not None:
                 bias_hn = self.split(w["bias_hh"])["n"]
                 n = self.candidate(gi["n"] + bias_hn + r * (gh["n"] - bias_hn))
+            elif bugs.missing_b_hn and w["bias_hh"] is not None:
+                n = self.candidate(gi["n"] + r * (gh["n"] - self.split(w["bias_hh"])["n"]))
             else:
                 n = self.candidate(gi["n"] + r * gh["n"])
             if bugs.interpolation_swapped:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from rnnspec.adapters import not_installed
+from rnnspec.adapters.jax_network import Gates, States, implementation
 from rnnspec.config import RNNConfig
-from rnnspec.jax_adapters import Gates, States, implementation, not_installed
 from rnnspec.protocol import Implementation
 
 

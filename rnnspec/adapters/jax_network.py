@@ -15,7 +15,6 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rnnspec.adapters import require
 from rnnspec.config import RNNConfig
 from rnnspec.protocol import Capabilities, Implementation
 
@@ -50,12 +49,6 @@ def gates(config: RNNConfig, weights: Mapping[str, Any], layer: int, direction: 
     return Gates(*(jnp.split(value, count) for value in (w_ih, w_hh, b_ih, b_hh)))
 
 
-def not_installed(extra: str, name: str, *modules: str) -> None:
-    """Raise :class:`~rnnspec.errors.NotInstalled` unless every one of ``modules`` imports."""
-    for module in modules:
-        require(module, extra, name)
-
-
 @dataclass
 class Network:
     """A network of ``layer`` runs for ``config``; the canonical weights, once loaded."""
@@ -70,7 +63,13 @@ def load_weights(network: Network, weights: Mapping[str, Any]) -> None:
 
 
 def call(network: Network, x: Any, hx: Any) -> tuple[Any, Any]:
-    """``torch.nn.LSTM(...)(x, hx)``'s contract: ``(output, h_n)`` or ``(output, (h_n, c_n))``."""
+    """``torch.nn.LSTM(...)(x, hx)``'s contract: ``(output, h_n)`` or ``(output, (h_n, c_n))``.
+
+    The layout (batch_first, unbatched input) and the zero state for ``hx=None`` are made
+    around the jitted network, so the configurations that differ only there share one
+    compilation: compiling is most of what a JAX run costs on the CPU."""
+    import jax.numpy as jnp
+
     config = network.config
     if x.ndim not in (2, 3):
         raise ValueError(f"input must be 2-D (unbatched) or 3-D, got shape {tuple(x.shape)}")
@@ -78,7 +77,18 @@ def call(network: Network, x: Any, hx: Any) -> tuple[Any, Any]:
     batch = 1 if unbatched else x.shape[0 if config.batch_first else 1]
     names = ("h", "c") if config.resolve().kind == "lstm" else ("h",)
     states = _states(config, hx, names, unbatched, batch)
-    output, finals = _compiled(network.layer, config, unbatched)(network.weights, x, states)
+    xs = x[:, None] if unbatched else x.swapaxes(0, 1) if config.batch_first else x
+    if states is None:
+        rows = config.num_layers * config.num_directions
+        states = (jnp.zeros((rows, batch, config.hidden_size), xs.dtype),) * len(names)
+    elif unbatched:
+        states = tuple(state[:, None] for state in states)
+    compiled = _compiled(network.layer, config.replace(batch_first=False))
+    output, finals = compiled(network.weights, xs, states)
+    if unbatched:
+        output, finals = output[:, 0], tuple(state[:, 0] for state in finals)
+    elif config.batch_first:
+        output = output.swapaxes(0, 1)
     return output, finals if len(names) > 1 else finals[0]
 
 
@@ -100,21 +110,15 @@ def _states(
 
 
 @functools.cache
-def _compiled(layer: Layer, config: RNNConfig, unbatched: bool) -> Callable[..., Any]:
-    """The whole network for ``config`` as one jitted function of (weights, x, states)."""
+def _compiled(layer: Layer, config: RNNConfig) -> Callable[..., Any]:
+    """The time-major network for ``config`` as one jitted function of (weights, xs
+    (T, B, F), states (L·D, B, H) each) -> (outputs (T, B, D·H), final states)."""
     import jax
     import jax.numpy as jnp
 
     directions = config.num_directions
-    kinds = 2 if config.resolve().kind == "lstm" else 1
 
-    def network(weights: Mapping[str, Any], x: Any, states: tuple[Any, ...] | None) -> Any:
-        xs = x[:, None] if unbatched else x.swapaxes(0, 1) if config.batch_first else x
-        if states is None:
-            zeros = jnp.zeros((config.num_layers * directions, xs.shape[1], config.hidden_size))
-            states = (zeros.astype(xs.dtype),) * kinds
-        elif unbatched:
-            states = tuple(state[:, None] for state in states)
+    def network(weights: Mapping[str, Any], xs: Any, states: tuple[Any, ...]) -> Any:
         finals: list[States] = []
         for index in range(config.num_layers):
             rows = range(index * directions, (index + 1) * directions)
@@ -122,10 +126,7 @@ def _compiled(layer: Layer, config: RNNConfig, unbatched: bool) -> Callable[...,
             initial = [tuple(state[row] for state in states) for row in rows]
             xs, last = layer(config, weight_blocks, xs, initial)
             finals.extend(last)
-        stacked = tuple(jnp.stack([final[k] for final in finals]) for k in range(kinds))
-        if unbatched:
-            return xs[:, 0], tuple(state[:, 0] for state in stacked)
-        return (xs.swapaxes(0, 1) if config.batch_first else xs), stacked
+        return xs, tuple(jnp.stack([final[k] for final in finals]) for k in range(len(states)))
 
     return jax.jit(network)
 
