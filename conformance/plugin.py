@@ -188,7 +188,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
         try:
             path, impl = Path(config.getoption("xfails")), config.stash[IMPLEMENTATION_KEY]
-            config.stash[XFAILS_KEY] = xfails.read(path, name or impl.name)
+            config.stash[XFAILS_KEY] = xfails.read(path, *{name or impl.name, impl.name})
         except RnnSpecError as error:
             raise pytest.UsageError(f"--xfails: {error}") from None
     reporter = _Reporter(config)

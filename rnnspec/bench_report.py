@@ -546,14 +546,6 @@ def report(bench: Benchmarks, conformance: dict[str, Any] | None = None) -> Repo
     )
 
 
-def markdown(bench: Benchmarks, conformance: dict[str, Any] | None = None) -> str:
-    return report_render.markdown(report(bench, conformance))
-
-
-def render_html(bench: Benchmarks, conformance: dict[str, Any] | None = None) -> str:
-    return report_render.html_page(report(bench, conformance))
-
-
 AGREEMENT_HEADER = ("point", "earlier ratio", "ratio", "difference", "within", "machine speed")
 MACHINE_SPEED_CHANGE = 0.25
 """Both sides' times moving more than this, the same way, between two runs: the machine ran

@@ -28,6 +28,11 @@ class Case:
     precision: str | None = None  # the candidate computes in this, coarser than dtype
 
     def __post_init__(self) -> None:
+        if self.steps < 1 or (self.batch is not None and self.batch < 1) or self.seed < 0:
+            raise ValueError(
+                f"steps and batch must be positive and seed non-negative: got steps="
+                f"{self.steps}, batch={self.batch}, seed={self.seed}"
+            )
         if self.lengths is not None:
             if self.batch is None or len(self.lengths) != self.batch:
                 raise ValueError(f"lengths {self.lengths} must give one length per batch entry")

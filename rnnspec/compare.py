@@ -19,6 +19,8 @@ class CheckFailure(RnnSpecError, AssertionError):
     ``shape``, ``raised``, ...); ``details`` carries data (the failed comparison, a diagnosis)."""
 
     def __init__(self, message: str, kind: str = "mismatch", **details: Any) -> None:
+        if "category" in details:  # the name of ``kind`` before 2026-11
+            raise TypeError("CheckFailure takes kind=..., not category=...")
         super().__init__(message)
         self.kind = kind
         self.details = details

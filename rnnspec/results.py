@@ -366,7 +366,7 @@ REPORT_FIELDS = {
     "worst_errors": dict,
     "results": list,
 }
-RESULT_FIELDS = {"nodeid": str, "outcome": str, "failure": str, "message": str}
+RESULT_FIELDS = {"nodeid": str, "category": str, "outcome": str, "failure": str, "message": str}
 
 
 def report_problem(data: Any) -> str:

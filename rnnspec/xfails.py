@@ -38,9 +38,10 @@ class Xfail:
         return re.fullmatch(f"(.*/)?{glob}", node_id) is not None
 
 
-def read(path: Path, implementation: str | None = None) -> list[Xfail]:
-    """The entries of an xfails file (with ``implementation``: those that hold for it); a
-    line without a reason is an error naming it."""
+def read(path: Path, *implementation: str) -> list[Xfail]:
+    """The entries of an xfails file (given names of one implementation, such as its
+    ``--impl`` and its registered name: those that hold for it); a line without a reason,
+    or a ``[`` line that is not a section header, is an error naming it."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -51,8 +52,13 @@ def read(path: Path, implementation: str | None = None) -> list[Xfail]:
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        header = SECTION.fullmatch(stripped)
-        if header:
+        if stripped.startswith("["):
+            header = SECTION.fullmatch(stripped.partition("#")[0].strip())
+            if header is None:
+                raise ConfigError(
+                    f"{path}:{number}: a section header is '[IMPLEMENTATION]' (a comment may "
+                    f"follow it); got {line!r}"
+                )
             section = header.group(1)
             continue
         pattern, hash_sign, reason = stripped.partition("#")
@@ -62,9 +68,9 @@ def read(path: Path, implementation: str | None = None) -> list[Xfail]:
                 f"section '[IMPLEMENTATION]'; got {line!r}"
             )
         entries.append(Xfail(pattern.strip(), reason.strip(), number, section))
-    if implementation is None:
+    if not implementation:
         return entries
-    return [entry for entry in entries if entry.implementation in (None, implementation)]
+    return [entry for entry in entries if entry.implementation in (None, *implementation)]
 
 
 def unmatched(entries: Iterable[Xfail], node_ids: Iterable[str]) -> list[Xfail]:

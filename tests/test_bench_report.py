@@ -154,7 +154,7 @@ def bench(tmp_path: Path) -> Path:
 
 
 def test_markdown_records_what_ran_and_every_result(bench: Path) -> None:
-    text = bench_report.markdown(bench_report.load_benchmarks(bench))
+    text = report_render.markdown(bench_report.report(bench_report.load_benchmarks(bench)))
     assert text.startswith(bench_report.MARKER + "\n# rnnspec speed report: candidate-x\n")
     assert "- torch 2.13.0+cpu, NumPy 2.4, Python 3.11" in text
     assert "- device: cpu (?); dtype: float32; torch threads: 2 (intra-op, oneDNN's" in text
@@ -206,7 +206,9 @@ def test_the_sweep_axes_are_found_around_the_base_point() -> None:
 
 def test_html_is_self_contained_with_one_figure_per_cell(tmp_path: Path) -> None:
     bench = write_bench(tmp_path / "bench.json", sweep_records(("lstm", "gru")))
-    page = bench_report.render_html(bench_report.load_benchmarks(bench), conformance_data())
+    page = report_render.html_page(
+        bench_report.report(bench_report.load_benchmarks(bench), conformance_data())
+    )
     assert page.startswith("<!DOCTYPE html>\n" + bench_report.MARKER)
     assert not re.search(r"(src|href)=\"(?!data:)", page)
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
@@ -219,7 +221,9 @@ def test_html_is_self_contained_with_one_figure_per_cell(tmp_path: Path) -> None
 
 
 def test_conformance_report_renders_into_the_markdown(bench: Path) -> None:
-    text = bench_report.markdown(bench_report.load_benchmarks(bench), conformance_data())
+    text = report_render.markdown(
+        bench_report.report(bench_report.load_benchmarks(bench), conformance_data())
+    )
     assert "\n## rnnspec conformance report: reference\n" in text
     assert "| parity | 1 | 1 | 0 |" in text
 
@@ -309,7 +313,7 @@ def test_a_disturbed_limit_is_flagged_on_the_first_screen(tmp_path: Path) -> Non
     disturbed["candidate"]["fraction_of_limit"] = 98.46
     disturbed["baseline"]["fraction_of_limit"] = 205.36
     bench = bench_report.load_benchmarks(write_bench(tmp_path / "bench.json", records))
-    text = bench_report.markdown(bench)
+    text = report_render.markdown(bench_report.report(bench))
     first_screen = text[: text.index("## What ran")]
     assert (
         "- limit: lstm forward T=16 B=4 H=16: torch.mm (4x16)@(16x64) at 0.0047 GFLOP/s, under "
@@ -319,7 +323,7 @@ def test_a_disturbed_limit_is_flagged_on_the_first_screen(tmp_path: Path) -> Non
         "- implausible: lstm forward T=16 B=4 H=16: candidate-x at 9846% of the matmul limit, "
         "above 1.5x the baseline's best (50%)" in first_screen
     )
-    page = bench_report.render_html(bench)
+    page = report_render.html_page(bench_report.report(bench))
     assert "<h2>Flags (2)</h2>" in page
     assert page.index("0.0047 GFLOP/s") < page.index("<h2>What ran</h2>")
     row = next(
@@ -356,7 +360,7 @@ def test_left_out_cells_and_substituted_baselines_are_said(tmp_path: Path) -> No
     ]
     records = [record(), record(cell="lstm:peephole")]
     bench = bench_report.load_benchmarks(write_bench(tmp_path / "b.json", records, left_out))
-    text = bench_report.markdown(bench)
+    text = report_render.markdown(bench_report.report(bench))
     assert (
         "## Left out\n\n- gru:reset_before (forward, forward+backward): cell not supported\n"
         in (text)

@@ -371,6 +371,26 @@ def test_cli_diagnose_rejects_an_unknown_key(capsys):
     assert "--config 'colour=red': expected KEY=VALUE" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["seed=-1"], "seed non-negative"),
+        (["steps=0"], "steps and batch must be positive"),
+        (["batch=0"], "steps and batch must be positive"),
+        (["num_layers=2", "dropout=0.5"], "dropout must be 0"),
+    ],
+)
+def test_cli_diagnose_rejects_a_case_it_cannot_judge(capsys, options, message):
+    """Before: a NumPy traceback, the candidate 'raising', 'passed', and torch itself failing."""
+    assert cli.main(["diagnose", "--impl", "torch", "--config", *options]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_check_failure_refuses_the_old_keyword():
+    with pytest.raises(TypeError, match="kind=..., not category="):
+        CheckFailure("wrong", category="shape")
+
+
 reset_before = ZOO["gru_reset_before"].implementation
 
 

@@ -40,8 +40,13 @@ def test_xfails_sections_hold_for_their_implementation_alone(tmp_path: Path) -> 
     assert [entry.reason for entry in xfails.read(path, "flax-nnx")] == ["every library", "no b_hn"]
     assert [entry.reason for entry in xfails.read(path, "torch")] == ["every library"]
     path.write_text("[flax-nnx] test_parity.py::*\n")
-    with pytest.raises(ConfigError, match=r"xfails.txt:1: an entry is 'PATTERN  # REASON'"):
+    with pytest.raises(ConfigError, match=r"xfails.txt:1: a section header is"):
         xfails.read(path)
+    path.write_text("[flax-nnx]  # nnx bugs\ntest_parity.py::*  # no b_hn\n")
+    (entry,) = xfails.read(path)
+    assert entry.implementation == "flax-nnx"
+    assert xfails.read(path, "torch") == []
+    assert len(xfails.read(path, "module:attribute", "flax-nnx")) == 1  # --impl and its name
 
 
 def test_xfails_turn_failures_into_expected_ones_and_passes_into_failures(
@@ -181,6 +186,12 @@ def test_a_run_that_wrote_no_report_says_why_in_a_line_of_its_own() -> None:
     text = report_render.markdown(matrix.compatibility_report([broken]))
     assert "| broken | 0 | 0 | 0 | 0 | 0.5 |\n" in text
     assert "\n- broken wrote no report: ERROR: no such plugin\n" in text
+
+
+def test_a_report_left_by_an_earlier_run_is_not_read_as_this_one(tmp_path: Path) -> None:
+    (tmp_path / "nosuch.json").write_text('{"results": []}')
+    run = matrix.run_suite("nosuch", tmp_path, [])
+    assert run.error is not None and "nosuch" in run.error
 
 
 def test_matrix_runs_each_implementation_and_refuses_foreign_files(tmp_path: Path) -> None:

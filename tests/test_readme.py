@@ -82,3 +82,18 @@ def test_every_option_of_the_conformance_plugin_has_a_row() -> None:
     rows = section("## The command line").splitlines()
     missing = [name for name in added if not any(row.startswith(f"| `{name}") for row in rows)]
     assert added and not missing, f"README: no row for {missing}"
+
+
+def test_the_zoo_counts_are_the_zoo_s() -> None:
+    from tests.zoo import ENTRIES
+
+    found = re.search(
+        r"The zoo holds (\d+) broken implementations; .*?\((\d+) of them\s+by the one check "
+        r"they prove, named in the entry\), and for all (\d+) whose bug",
+        README,
+        re.DOTALL,
+    )
+    assert found is not None
+    diagnosed = sum(1 for entry in ENTRIES if entry.hypothesis)
+    proving = sum(1 for entry in ENTRIES if entry.check)
+    assert tuple(map(int, found.groups())) == (len(ENTRIES), proving, diagnosed)

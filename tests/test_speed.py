@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import conformance
-from rnnspec import bench_report, flops, implementations, speed
+from rnnspec import bench_report, flops, implementations, report_render, speed
 from rnnspec.harness import Unsupported
 from rnnspec.protocol import Implementation
 
@@ -456,7 +456,7 @@ def test_cells_the_candidate_lacks_are_listed_with_the_reason(
         ("gru:reset_before", mode) for mode in speed.MODES
     ]
     assert left_out[0]["reason"].startswith("cell gru:reset_before not supported")
-    text = bench_report.markdown(bench_report.load_benchmarks(bench))
+    text = report_render.markdown(bench_report.report(bench_report.load_benchmarks(bench)))
     assert (
         "- gru:reset_before (forward, forward+backward): cell gru:reset_before not supported"
         in (text)

@@ -1,7 +1,7 @@
 """The conformance checks as plain functions, one module per category.
 
 Each check takes ``(implementation, case, record)``: it raises
-:class:`~rnnspec.harness.Unsupported` when the candidate does not declare what the case
+:class:`~rnnspec.errors.Unsupported` when the candidate does not declare what the case
 needs, :class:`~rnnspec.compare.CheckFailure` when the candidate is wrong, and passes
 every :class:`~rnnspec.compare.Comparison` it made to ``record`` for the reports. Each
 check has a case provider ``provider(cells)`` beside it: the cases the suite runs for those

@@ -75,7 +75,7 @@ class Framework:
         return None
 
     def require_device(self, name: str) -> None:
-        """Raise :class:`~rnnspec.harness.Unsupported` when ``name`` is not present here."""
+        """Raise :class:`~rnnspec.errors.Unsupported` when ``name`` is not present here."""
 
     def array_type(self) -> type:
         """The type every output and state must have."""
