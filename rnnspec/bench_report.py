@@ -598,16 +598,18 @@ def agreement(
         for size, difference, record, old, change in found
     ]
     same_speed = [
-        (size, row) for (size, *_), row in zip(found, rows, strict=True) if row[-1] == "same"
+        (size, difference, record)
+        for size, difference, record, _, change in found
+        if change is None
     ]
     within_count = sum(size <= half_width for size, *_ in found)
     summary = (
         f"{within_count} of {len(found)} points within +-{half_width:.0%} of the ratio measured "
         f"in {earlier_run.source}; largest difference {found[0][1]:+.1%} ({rows[0][0]})"
     )
-    if len(same_speed) < len(found):
-        same_within = sum(size <= half_width for size, _ in same_speed)
-        changed = len(found) - len(same_speed)
+    changed = len(found) - len(same_speed)
+    if changed:
+        same_within = sum(size <= half_width for size, *_ in same_speed)
         summary += (
             f". At {changed} point{'s' if changed > 1 else ''} the machine ran at another speed "
             f"(both sides' times moved more than {MACHINE_SPEED_CHANGE:.0%} the same way); "
@@ -615,7 +617,8 @@ def agreement(
             f"+-{half_width:.0%}"
         )
         if same_speed:
-            summary += f", the largest difference {same_speed[0][1][3]} ({same_speed[0][1][0]})"
+            _, difference, record = same_speed[0]
+            summary += f", the largest difference {difference:+.1%} ({point_text(record)})"
     return summary, rows
 
 

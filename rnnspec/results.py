@@ -303,7 +303,7 @@ def check_report_path(path: Path) -> None:
                 raise ReportPathError(f"{target} is {kind}; give a file path")
             if not mode & stat.S_IWUSR or not os.access(target, os.W_OK):
                 raise ReportPathError(f"{target} is read-only; refusing to replace it")
-            if not _written_by_rnnspec(target):
+            if not written_by_rnnspec(target):
                 raise ReportPathError(
                     f"{target} exists and was not written by rnnspec; refusing to overwrite "
                     "it (remove it or choose another path)"
@@ -316,7 +316,7 @@ def check_report_path(path: Path) -> None:
     report_paths(path)[0].parent.mkdir(parents=True, exist_ok=True)
 
 
-def _written_by_rnnspec(target: Path) -> bool:
+def written_by_rnnspec(target: Path) -> bool:
     with target.open(encoding="utf-8", errors="replace") as handle:
         head = handle.read(400)
     return GENERATOR in head or MARKDOWN_TITLE in head

@@ -189,9 +189,19 @@ def test_a_run_that_wrote_no_report_says_why_in_a_line_of_its_own() -> None:
 
 
 def test_a_report_left_by_an_earlier_run_is_not_read_as_this_one(tmp_path: Path) -> None:
-    (tmp_path / "nosuch.json").write_text('{"results": []}')
+    earlier = tmp_path / "nosuch.json"
+    earlier.write_text('{"generator": "rnnspec conformance report", "results": []}')
     run = matrix.run_suite("nosuch", tmp_path, [])
     assert run.error is not None and "nosuch" in run.error
+    assert not earlier.exists()
+
+
+def test_a_file_of_the_user_s_in_the_way_is_kept_and_named(tmp_path: Path) -> None:
+    theirs = tmp_path / "nosuch.json"
+    theirs.write_text('{"results": []}')
+    run = matrix.run_suite("nosuch", tmp_path, [])
+    assert run.error == f"{theirs}: not a conformance report (written by --conformance-report)"
+    assert theirs.read_text() == '{"results": []}'
 
 
 def test_matrix_runs_each_implementation_and_refuses_foreign_files(tmp_path: Path) -> None:

@@ -78,6 +78,15 @@ def diagnosed(check: Check) -> Check:
     return check_then_diagnose
 
 
+def in_eval_mode(candidate: Candidate) -> Candidate:
+    """``candidate`` with dropout off (its ``eval()``, where it has one): a diagnosis judges
+    the forward pass, which the gold computes without dropout."""
+    evaluate = getattr(candidate.instance, "eval", None)
+    if callable(evaluate):
+        evaluate()
+    return candidate
+
+
 def rerun(impl: Implementation, case: Case, kind: str) -> Verdict | None:
     """Diagnose the candidate's forward run on ``case`` after a failure of ``kind``, or
     probe why it fails to run."""
@@ -85,10 +94,7 @@ def rerun(impl: Implementation, case: Case, kind: str) -> Verdict | None:
         return None
     inputs = make_inputs(case, impl)
     try:
-        candidate = build(impl, case, inputs)
-        evaluate = getattr(candidate.instance, "eval", None)
-        if callable(evaluate):  # the diagnosis judges the forward pass without dropout
-            evaluate()
+        candidate = in_eval_mode(build(impl, case, inputs))
         with quiet():
             got = forward(candidate)
     except CheckFailure:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from rnnspec.cases import Case
 from rnnspec.compare import CheckFailure, compare
 from rnnspec.config import RNNConfig
-from rnnspec.diagnosis.failures import rerun
+from rnnspec.diagnosis.failures import in_eval_mode, rerun
 from rnnspec.diagnosis.verdict import Verdict, diagnose
 from rnnspec.errors import ConfigError
 from rnnspec.harness import Candidate, Unsupported, forward, gold, make_inputs, quiet, require
@@ -71,7 +71,7 @@ def try_case(impl: Implementation, case: Case, as_cell: str | None = None) -> Tr
     inputs = make_inputs(case, impl)
     try:
         with quiet():
-            got = forward(Candidate(impl, case, inputs))
+            got = forward(in_eval_mode(Candidate(impl, case, inputs)))
     except CheckFailure as failure:
         return Trial(judged, "raised", str(failure), rerun(impl, case, failure.kind))
     expected = gold(judged, inputs)
