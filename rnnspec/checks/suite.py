@@ -11,7 +11,7 @@ imported only when one of its checks is used, so reading the categories imports 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from rnnspec.errors import Unsupported
 
 if TYPE_CHECKING:
-    from rnnspec.cases import Case
+    from rnnspec.cases import Case, Provider
     from rnnspec.checks import Record
     from rnnspec.protocol import Implementation
 
@@ -47,9 +47,9 @@ class Check:
         return importlib.import_module(f"rnnspec.checks.{self.category}")
 
     @property
-    def provider(self) -> Callable[[Iterable[str]], list[Case]]:
+    def provider(self) -> Provider:
         """The case provider, as :func:`rnnspec.cases.for_envelope` takes it."""
-        provider: Callable[[Iterable[str]], list[Case]] = getattr(self.module(), self.cases)
+        provider: Provider = getattr(self.module(), self.cases)
         return provider
 
     @property
