@@ -54,7 +54,7 @@ class _Once(argparse.Action):
         setattr(namespace, self.dest, value)
 
 
-def _threads(text: str) -> int:
+def _count(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
     return int(text)
@@ -103,7 +103,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--torch-threads",
-        type=_threads,
+        type=_count,
         default=1,
         metavar="N",
         help="torch intra-op threads, which oneDNN's kernels use too, for the checks and "
@@ -115,6 +115,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=("small", "full"),
         default="small",
         help="sizes the speed checks sweep (default: small)",
+    )
+    group.addoption(
+        "--speed-visits",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="visits per speed point: every point is timed N times over the run, with "
+        "fresh instances, and its ratio pools the rounds of all visits (default: the "
+        "sweep's, 6; at 6 or more the visits' range widens the 95%% interval)",
     )
     group.addoption(
         "--check-timeout",

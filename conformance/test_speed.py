@@ -4,9 +4,12 @@
 measurement; ``--benchmark-json FILE`` keeps everything for ``rnnspec report FILE``.
 Every declared cell is swept (a cell torch.nn lacks against the generated reference); a
 cell the candidate does not declare gets one point, skipped with the reason and listed in
-the JSON. Nothing here fails on wall-clock times: a check fails only when the candidate
-raises.
+the JSON. Each point is timed in several visits (``--speed-visits``): visit 1 of every
+point, then visit 2 of every point, and so on; the last visit records the point's result.
+Nothing here fails on wall-clock times: a check fails only when the candidate raises.
 """
+
+from collections import defaultdict
 
 import pytest
 import torch
@@ -19,10 +22,17 @@ pytestmark = pytest.mark.speed
 LEFT_OUT_PLUGIN = "rnnspec-speed-left-out"
 
 
+def visits(config: pytest.Config) -> int:
+    return config.getoption("speed_visits") or speed.SWEEPS[config.getoption("speed_sweep")].visits
+
+
 def pytest_generate_tests(metafunc):
     impl = metafunc.config.stash.get(IMPLEMENTATION_KEY, None)
     if "case" not in metafunc.fixturenames or impl is None:  # no --impl: the plugin says so
         return
+    count = visits(metafunc.config)
+    numbers = range(1, count + 1)  # parametrized first: the outermost loop of the run
+    metafunc.parametrize("visit", numbers, ids=[f"visit{n}of{count}" for n in numbers])
     cells = spec.cell_names()
     declared = [cell for cell in cells if impl.capabilities.declares(cell)]
     undeclared = [cell for cell in cells if cell not in declared]
@@ -38,19 +48,24 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture(scope="session")
 def speed_settings(pytestconfig):
-    """The sweep, the thread count (``--torch-threads``) and where left-out points go."""
+    """The sweep, the visits, the thread count (``--torch-threads``), where left-out points
+    go and each point's rounds so far."""
     left_out = pytestconfig.pluginmanager.get_plugin(LEFT_OUT_PLUGIN)
     if left_out is None:
         left_out = speed.LeftOut()
         pytestconfig.pluginmanager.register(left_out, LEFT_OUT_PLUGIN)
     sweep = speed.SWEEPS[pytestconfig.getoption("speed_sweep")]
-    return sweep, pytestconfig.getoption("torch_threads"), left_out
+    threads = pytestconfig.getoption("torch_threads")
+    return sweep, visits(pytestconfig), threads, left_out, defaultdict(speed.Rounds)
 
 
 @pytest.mark.parametrize("mode", speed.MODES)
-def test_speed(implementation, case, mode, benchmark, speed_settings):
-    sweep, threads, left_out = speed_settings
-    benchmark.group = f"{case.config.cell} {mode} {case.dtype} {case.device}"
+def test_speed(implementation, case, mode, visit, request, speed_settings):
+    sweep, count, threads, left_out, rounds = speed_settings
+    last = visit == count
+    benchmark = request.getfixturevalue("benchmark") if last else None
+    if benchmark is not None:
+        benchmark.group = f"{case.config.cell} {mode} {case.dtype} {case.device}"
     try:
         speed.measure(
             implementation,
@@ -60,7 +75,10 @@ def test_speed(implementation, case, mode, benchmark, speed_settings):
             warmup=sweep.warmup,
             threads=threads,
             benchmark=benchmark,
+            rounds=rounds[case.id(), mode],
+            visit=(visit, count),
         )
     except Unsupported as reason:
-        left_out.add(case, mode, str(reason))
+        if last:
+            left_out.add(case, mode, str(reason))
         raise

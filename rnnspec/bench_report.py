@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -289,17 +290,7 @@ def flags(records: list[dict[str, Any]]) -> list[Flag]:
     for index, record in enumerate(records):
         ratio, point = record["ratio"], point_text(record)
         if not ratio["converged"]:
-            found.append(
-                Flag(
-                    "not converged",
-                    index,
-                    point,
-                    f"ratio {ratio['median']:.3f}, {ratio['confidence']:.0%} interval "
-                    f"[{ratio['ci_low']:.3f}, {ratio['ci_high']:.3f}] not within "
-                    f"+-{ratio['half_width']:.0%} after {ratio['rounds']} rounds "
-                    f"({ratio['stopped'].replace('_', ' ')})",
-                )
-            )
+            found.append(Flag("not converged", index, point, _unconverged(ratio)))
         if ratio["q3"] > NOISY_FACTOR * ratio["q1"]:
             found.append(
                 Flag(
@@ -314,6 +305,20 @@ def flags(records: list[dict[str, Any]]) -> list[Flag]:
     found += _inconsistent_limits(records)
     unsound = {flag.record for flag in found if flag.kind == "limit"}
     return found + _implausible_fractions(records, unsound)
+
+
+def _unconverged(ratio: dict[str, Any]) -> str:
+    text = (
+        f"ratio {ratio['median']:.3f}, {ratio['confidence']:.0%} interval "
+        f"[{ratio['ci_low']:.3f}, {ratio['ci_high']:.3f}] not within +-{ratio['half_width']:.0%}"
+    )
+    if ratio["stopped"] == "visits_disagree":
+        medians = [visit["median"] for visit in ratio["visits"]]
+        return (
+            f"{text}: the medians of its {len(medians)} visits range over "
+            f"[{min(medians):.3f}, {max(medians):.3f}]"
+        )
+    return f"{text} after {ratio['rounds']} rounds ({ratio['stopped'].replace('_', ' ')})"
 
 
 def _inconsistent_limits(records: list[dict[str, Any]]) -> list[Flag]:
@@ -421,7 +426,7 @@ TABLE_HEADER = (
     "baseline ms [q1, q3]",
     "ratio [95% interval]",
     "ratio [q1, q3]",
-    "rounds",
+    "rounds (visits)",
     "candidate GFLOP/s (of limit)",
     "baseline GFLOP/s (of limit)",
     "limit GFLOP/s",
@@ -453,7 +458,7 @@ def table_rows(records: list[dict[str, Any]], found: list[Flag]) -> list[tuple[s
                 f"{b['median'] * 1e3:.3g} [{b['q1'] * 1e3:.3g}, {b['q3'] * 1e3:.3g}]",
                 f"{ratio['median']:.3f} [{ratio['ci_low']:.3f}, {ratio['ci_high']:.3f}]",
                 f"[{ratio['q1']:.2f}, {ratio['q3']:.2f}]",
-                str(ratio["rounds"]),
+                _rounds(ratio),
                 f"{c['gflops']:.3g} ({c['fraction_of_limit']:.0%})",
                 f"{b['gflops']:.3g} ({b['fraction_of_limit']:.0%})",
                 f"{r['limit']['gflops']:.3g}",
@@ -461,6 +466,11 @@ def table_rows(records: list[dict[str, Any]], found: list[Flag]) -> list[tuple[s
             )
         )
     return rows
+
+
+def _rounds(ratio: dict[str, Any]) -> str:
+    visits = ratio.get("visits")
+    return f"{ratio['rounds']} ({len(visits)})" if visits else str(ratio["rounds"])
 
 
 FIRST_CALL_HEADER = (
@@ -546,7 +556,14 @@ def report(bench: Benchmarks, conformance: dict[str, Any] | None = None) -> Repo
     )
 
 
-AGREEMENT_HEADER = ("point", "earlier ratio", "ratio", "difference", "within", "machine speed")
+AGREEMENT_HEADER = (
+    "point",
+    "earlier ratio [stated interval]",
+    "ratio",
+    "difference",
+    "within",
+    "machine speed",
+)
 MACHINE_SPEED_CHANGE = 0.25
 """Both sides' times moving more than this, the same way, between two runs: the machine ran
 at another speed (a shared core, a neighbour), which moves a ratio on its own when one side
@@ -566,58 +583,78 @@ def machine_speed_change(record: dict[str, Any], before: dict[str, Any]) -> str 
     return None
 
 
+def stated_interval(ratio: dict[str, Any]) -> tuple[float, float]:
+    """The interval a run states for a ratio: its confidence interval (widened by visits
+    that disagree), and at least the precision it was measured to (+-half_width)."""
+    median, width = ratio["median"], ratio["half_width"]
+    low, high = median * (1 - width), median * (1 + width)
+    if not (math.isnan(ratio["ci_low"]) or math.isnan(ratio["ci_high"])):
+        low, high = min(low, ratio["ci_low"]), max(high, ratio["ci_high"])
+    return low, high
+
+
 def agreement(
     records: list[dict[str, Any]], earlier_run: Benchmarks
 ) -> tuple[str, list[tuple[str, ...]]]:
-    """How far each point's ratio moved from the earlier run's: a summary and a table row
-    per point measured in both, largest difference first. Points at which the machine ran
-    at another speed (both sides' times moved together) are counted apart: there the two
-    runs did not measure under the same conditions."""
+    """How far each point's ratio moved from the earlier run's, and whether it lies within
+    the interval the earlier run stated: a summary and a table row per point measured in
+    both, largest difference first. Points at which the machine ran at another speed (both
+    sides' times moved together) are counted apart: there the two runs did not measure
+    under the same conditions."""
     earlier = {_key(record): record for record in earlier_run.records}
     found = []
     for record in records:
         before = earlier.get(_key(record))
         if before is not None:
             ratio, old = record["ratio"], before["ratio"]
-            difference = ratio["median"] / old["median"] - 1
-            change = machine_speed_change(record, before)
-            found.append((abs(difference), difference, record, old, change))
-    found.sort(key=lambda item: -item[0])
+            low, high = stated_interval(old)
+            found.append(
+                (
+                    ratio["median"] / old["median"] - 1,
+                    low <= ratio["median"] <= high,
+                    record,
+                    old,
+                    machine_speed_change(record, before),
+                )
+            )
+    found.sort(key=lambda item: -abs(item[0]))
     if not found:
         return f"no point of this run is in {earlier_run.source}", []
-    half_width = found[0][2]["ratio"]["half_width"]
     rows: list[tuple[str, ...]] = [
         (
             point_text(record),
-            f"{old['median']:.3f}",
+            "{:.3f} [{:.3f}, {:.3f}]".format(old["median"], *stated_interval(old)),
             f"{record['ratio']['median']:.3f}",
             f"{difference:+.1%}",
-            "yes" if size <= half_width else "no",
+            "yes" if inside else "no",
             change or "same",
         )
-        for size, difference, record, old, change in found
+        for difference, inside, record, old, change in found
     ]
+    half_width = found[0][2]["ratio"]["half_width"]
+    strictly = sum(abs(difference) <= half_width for difference, *_ in found)
+    summary = (
+        f"{sum(inside for _, inside, *_ in found)} of {len(found)} points within the interval "
+        f"{earlier_run.source} states for them (its {found[0][3]['confidence']:.0%} interval, "
+        f"at least +-{half_width:.0%}), {strictly} within +-{half_width:.0%}; largest "
+        f"difference {found[0][0]:+.1%} ({rows[0][0]})"
+    )
     same_speed = [
-        (size, difference, record)
-        for size, difference, record, _, change in found
+        (difference, inside, record)
+        for difference, inside, record, _, change in found
         if change is None
     ]
-    within_count = sum(size <= half_width for size, *_ in found)
-    summary = (
-        f"{within_count} of {len(found)} points within +-{half_width:.0%} of the ratio measured "
-        f"in {earlier_run.source}; largest difference {found[0][1]:+.1%} ({rows[0][0]})"
-    )
     changed = len(found) - len(same_speed)
     if changed:
-        same_within = sum(size <= half_width for size, *_ in same_speed)
+        same_within = sum(inside for _, inside, _ in same_speed)
         summary += (
             f". At {changed} point{'s' if changed > 1 else ''} the machine ran at another speed "
             f"(both sides' times moved more than {MACHINE_SPEED_CHANGE:.0%} the same way); "
             f"of the {len(same_speed)} measured at the same speed, {same_within} are within "
-            f"+-{half_width:.0%}"
+            "its interval"
         )
         if same_speed:
-            _, difference, record = same_speed[0]
+            difference, _, record = same_speed[0]
             summary += f", the largest difference {difference:+.1%} ({point_text(record)})"
     return summary, rows
 

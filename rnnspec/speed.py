@@ -4,7 +4,10 @@ Each round times the candidate and the baseline (``torch.nn``, or the generated 
 for a cell torch.nn lacks) back to back, in alternating order, so that drifts of the machine
 (other processes, clock, caches) hit both alike. Rounds go on until the median of the
 per-round ratios candidate/baseline is known to a stated precision (its distribution-free
-confidence interval from order statistics) or the point's time budget is spent.
+confidence interval from order statistics) or the point's time budget is spent. A sweep
+times each point in several visits spread over the run, with fresh instances each time, so
+that no one moment of a shared machine decides a point's ratio; visits that disagree widen
+the interval.
 The thread count is fixed and recorded; NumPy candidates run with one BLAS thread (an
 idle OpenBLAS pool spinning after a product halves torch's speed, failure-modes #31).
 FLOPs come from the spec (:mod:`rnnspec.flops`); the machine's matrix-product speed at
@@ -57,21 +60,29 @@ class Precision:
     A round's time for each side is the fastest of its ``calls`` calls (a call that the
     scheduler interrupted only ever takes longer). Rounds go on until the median ratio's
     ``confidence`` interval lies within ``half_width`` of it (relative: 0.05 is +-5%),
-    after at least ``min_rounds``; they stop unconverged after ``max_rounds`` or
-    ``budget_s`` seconds of rounds.
+    after at least ``min_rounds`` and ``min_s`` seconds; they stop unconverged after
+    ``max_rounds`` or ``budget_s`` seconds of rounds.
+
+    ``min_s`` is there because rounds a few milliseconds apart share the machine's moment
+    (its clock, caches, neighbours): 20 of them gave a 95% interval of +-1.6% for a ratio
+    whose median moved by 2.3% (standard deviation) from one measurement to the next; rounds
+    spread over a second gave +-0.8% for a spread of 0.4%.
     """
 
     calls: int = 3
     half_width: float = 0.05
     confidence: float = 0.95
     min_rounds: int = 20
+    min_s: float = 1.0
     max_rounds: int = 2000
     budget_s: float = 10.0
 
 
 @dataclass(frozen=True)
 class Sweep:
-    """A base point (T, B, H) and the values each axis takes while the others stay put."""
+    """A base point (T, B, H) and the values each axis takes while the others stay put;
+    how each point is sampled, and in how many visits (spread over the run, one after the
+    other for every point)."""
 
     base: tuple[int, int, int]
     steps: tuple[int, ...]
@@ -79,6 +90,7 @@ class Sweep:
     hiddens: tuple[int, ...]
     precision: Precision
     warmup: int
+    visits: int = 6
 
     def points(self) -> list[tuple[int, int, int]]:
         steps, batch, hidden = self.base
@@ -252,6 +264,40 @@ class EnoughRounds(BaseException):
 
 
 @dataclass
+class Rounds:
+    """A point's rounds so far, over its visits: each side's round times, where each visit
+    began and how many seconds it took, and each side's build and first-call seconds in the
+    first visit (where compilers and runtimes did their work)."""
+
+    candidate: list[float] = field(default_factory=list)
+    baseline: list[float] = field(default_factory=list)
+    visit_starts: list[int] = field(default_factory=list)
+    visit_seconds: list[float] = field(default_factory=list)
+    startup: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def first_visit(self, interleaved: Interleaved) -> None:
+        """Keep the sides' build and first-call seconds, if this is the first visit."""
+        for side in ("candidate", "baseline"):
+            call = getattr(interleaved, side)
+            self.startup.setdefault(side, (call.build_s, call.first_call_s))
+
+    def ratios(self) -> list[float]:
+        pairs = zip(self.candidate, self.baseline, strict=True)
+        return [candidate / baseline for candidate, baseline in pairs]
+
+    def visits(self) -> list[dict[str, float]]:
+        """Each visit that timed a round: its median ratio, rounds and seconds."""
+        ratios = self.ratios()
+        ends = [*self.visit_starts[1:], len(ratios)]
+        seconds = self.visit_seconds or [math.nan] * len(ends)
+        return [
+            {"median": statistics.median(ratios[start:end]), "rounds": end - start, "seconds": s}
+            for start, end, s in zip(self.visit_starts, ends, seconds, strict=True)
+            if end > start
+        ]
+
+
+@dataclass
 class Interleaved:
     """Rounds of candidate and baseline calls, back to back, alternating which goes first,
     until :class:`Precision` says the ratio is known well enough.
@@ -261,6 +307,12 @@ class Interleaved:
     ``benchmark.pedantic(target, setup=, teardown=)``: target times the round's last
     candidate call, setup (which raises :class:`EnoughRounds` when done) and teardown the
     calls before and after it, outside pytest-benchmark's timed region.
+
+    A point may be timed in several visits, spread over a run so that no one moment of
+    the machine decides its ratio: ``visit`` is (this visit, the point's visits) and
+    ``rounds`` holds the earlier visits' rounds. A visit before the last takes its share
+    of the minimum rounds and seconds and stops (``"visit"``); the last goes on until the
+    precision is met over all the rounds.
     """
 
     candidate: PreparedCall
@@ -268,8 +320,8 @@ class Interleaved:
     precision: Precision = field(default_factory=Precision)
     timer: Clock = time.perf_counter
     clock: Clock = time.perf_counter
-    candidate_times: list[float] = field(default_factory=list)
-    baseline_times: list[float] = field(default_factory=list)
+    rounds: Rounds = field(default_factory=Rounds)
+    visit: tuple[int, int] = (1, 1)
     started: float | None = None
     stopped: str | None = None
     _round: dict[str, list[float]] = field(default_factory=dict)
@@ -283,29 +335,47 @@ class Interleaved:
             self.baseline()
 
     def ratios(self) -> list[float]:
-        pairs = zip(self.candidate_times, self.baseline_times, strict=True)
-        return [candidate / baseline for candidate, baseline in pairs]
+        return self.rounds.ratios()
 
     def stop_reason(self) -> str | None:
-        """``"precision"``, ``"max_rounds"``, ``"budget"``, or None to go on."""
+        """``"visit"``, ``"precision"``, ``"max_rounds"``, ``"budget"``, or None to go on."""
+        now, rounds, precision = self.clock(), self.rounds, self.precision
         if self.started is None:
-            self.started = self.clock()
-        rounds = len(self.baseline_times)
-        if rounds < self.precision.min_rounds:
+            self.started = now
+            rounds.visit_starts.append(len(rounds.baseline))
+            rounds.visit_seconds.append(0.0)
+        rounds.visit_seconds[-1] = now - self.started
+        number, count = self.visit
+        if number < count:
+            return "visit" if self._share_done(count) else None
+        done, elapsed = len(rounds.baseline), sum(rounds.visit_seconds)
+        too_soon = done < precision.min_rounds or elapsed < min(precision.min_s, precision.budget_s)
+        if too_soon and done < precision.max_rounds:
             return None
-        if within(self.ratios(), self.precision):
+        if within(self.ratios(), precision):
             return "precision"
-        if rounds >= self.precision.max_rounds:
+        if done >= precision.max_rounds:
             return "max_rounds"
-        if self.clock() - self.started >= self.precision.budget_s:
+        if elapsed >= precision.budget_s:
             return "budget"
         return None
 
+    def _share_done(self, visits: int) -> bool:
+        """Whether an early visit has its share of the minimums, or of the limits."""
+        precision, rounds = self.precision, self.rounds
+        done, elapsed = len(rounds.baseline) - rounds.visit_starts[-1], rounds.visit_seconds[-1]
+        minimums = (
+            done >= math.ceil(precision.min_rounds / visits)
+            and elapsed >= min(precision.min_s, precision.budget_s) / visits
+        )
+        limits = done >= precision.max_rounds / visits or elapsed >= precision.budget_s / visits
+        return minimums or limits
+
     def order(self) -> list[str]:
         """The calls of the next round: pairs in alternating order, from round to round."""
-        rounds = len(self.baseline_times)
+        done = len(self.rounds.baseline)
         pairs = [("baseline", "candidate"), ("candidate", "baseline")]
-        return [side for j in range(self.precision.calls) for side in pairs[(rounds + j) % 2]]
+        return [side for j in range(self.precision.calls) for side in pairs[(done + j) % 2]]
 
     def setup(self) -> None:
         self.stopped = self.stop_reason()
@@ -324,8 +394,8 @@ class Interleaved:
     def teardown(self) -> None:
         for side in self._after:
             self._time(side)
-        self.candidate_times.append(min(self._round["candidate"]))
-        self.baseline_times.append(min(self._round["baseline"]))
+        self.rounds.candidate.append(min(self._round["candidate"]))
+        self.rounds.baseline.append(min(self._round["baseline"]))
 
     def time_rounds(self) -> None:
         """Rounds until :meth:`stop_reason` says enough."""
@@ -412,24 +482,40 @@ def median_interval(values: Sequence[float], confidence: float) -> tuple[float, 
 def within(ratios: Sequence[float], precision: Precision) -> bool:
     """Whether the median ratio's confidence interval lies within the relative half-width."""
     interval = median_interval(ratios, precision.confidence)
-    if interval is None:
-        return False
-    median = statistics.median(ratios)
+    return interval is not None and _inside(interval, statistics.median(ratios), precision)
+
+
+def _inside(interval: tuple[float, float], median: float, precision: Precision) -> bool:
     low, high = interval
-    return low >= median * (1 - precision.half_width) and high <= median * (
-        1 + precision.half_width
-    )
+    width = precision.half_width
+    return low >= median * (1 - width) and high <= median * (1 + width)
 
 
-def ratio_stats(ratios: Sequence[float], precision: Precision, stopped: str) -> dict[str, Any]:
-    """The ratios' spread, the median's confidence interval and whether it converged."""
+def ratio_stats(rounds: Rounds, precision: Precision, stopped: str) -> dict[str, Any]:
+    """The ratios' spread, the median's confidence interval and whether it converged.
+
+    With enough visits (six at 95%), the interval is widened to the range of the visits'
+    medians that is a ``confidence`` interval for the median of a visit (the same order
+    statistics): rounds within a visit share the machine's moment, visits do not. A point
+    whose rounds converged but whose visits disagree by more than the half-width is not
+    converged (``"visits_disagree"``).
+    """
+    ratios, visits = rounds.ratios(), rounds.visits()
+    medians = [visit["median"] for visit in visits]
+    median = statistics.median(ratios)
     low, high = median_interval(ratios, precision.confidence) or (math.nan, math.nan)
+    between = median_interval(medians, precision.confidence)
+    if between is not None:
+        low, high = min(low, between[0]), max(high, between[1])
+        if stopped == "precision" and not _inside(between, median, precision):
+            stopped = "visits_disagree"
     return {
         **spread(ratios),
         "ci_low": low,
         "ci_high": high,
         "confidence": precision.confidence,
         "half_width": precision.half_width,
+        "visits": visits,
         "converged": stopped == "precision",
         "stopped": stopped,
     }
@@ -662,19 +748,22 @@ class SpeedResult:
             f"{b['median'] * 1e3:.3g} ms ({b['fraction_of_limit']:.0%}); ratio "
             f"{r['median']:.3f}, {r['confidence']:.0%} interval [{r['ci_low']:.3f}, "
             f"{r['ci_high']:.3f}], quartiles [{r['q1']:.2f}, {r['q3']:.2f}] over "
-            f"{r['rounds']} rounds{converged}; {self.threads} threads"
+            f"{r['rounds']} rounds in {len(r['visits'])} visits{converged}; "
+            f"{self.threads} threads"
         )
 
 
-def _side(call: PreparedCall, times: list[float], work: int, limit_time: float) -> dict[str, Any]:
-    stats = spread(times)
+def _side(interleaved: Interleaved, side: str, work: int, limit_time: float) -> dict[str, Any]:
+    call = interleaved.candidate if side == "candidate" else interleaved.baseline
+    stats = spread(getattr(interleaved.rounds, side))
     backend, ops = call.backend()
+    build_s, first_call_s = interleaved.rounds.startup[side]
     return {
         **stats,
         "gflops": work / stats["median"] / 1e9,
         "fraction_of_limit": limit_time / stats["median"],
-        "build_s": call.build_s,
-        "first_call_s": call.first_call_s,
+        "build_s": build_s,
+        "first_call_s": first_call_s,
         "backend": backend,
         "top_ops": ops,
         "warnings": call.warnings,
@@ -694,7 +783,9 @@ def measure(
     benchmark: Any = None,
     limits: Limits | None = None,
     clock: str = "auto",
-) -> SpeedResult:
+    rounds: Rounds | None = None,
+    visit: tuple[int, int] = (1, 1),
+) -> SpeedResult | None:
     """Time ``impl`` and the baseline interleaved on ``case`` until ``precision`` is met.
 
     The baseline is ``torch.nn``, or the generated reference for a cell torch.nn lacks
@@ -702,6 +793,10 @@ def measure(
     enabled, it times the candidate's rounds (so ``--benchmark-json`` holds them) and gets
     the result in ``extra_info["rnnspec_speed"]``. ``clock`` times the calls (see
     :func:`choose_clock`). Raises :class:`Unsupported` when either cannot run the case.
+
+    ``visit`` (this one, of how many) and ``rounds`` (the earlier visits' rounds, added to)
+    time the point in several visits, with fresh instances each time (see
+    :class:`Interleaved`); a visit before the last returns None.
     """
     import torch
 
@@ -723,7 +818,10 @@ def measure(
                 PreparedCall(baseline, case, mode),
                 precision,
                 CLOCKS[clock],
+                rounds=Rounds() if rounds is None else rounds,
+                visit=visit,
             )
+            interleaved.rounds.first_visit(interleaved)
             warnings.simplefilter("ignore")  # each PreparedCall kept its first call's warnings
             interleaved.warm_up(warmup)
             if benchmark is not None and benchmark.enabled:
@@ -739,6 +837,8 @@ def measure(
                 interleaved.stopped = interleaved.stopped or interleaved.stop_reason()
             else:
                 interleaved.time_rounds()
+            if visit[0] < visit[1]:
+                return None
             limit = matmul_limit(case, mode, threads, limits)
             settings = {"threads": threads, "numpy_blas_threads": blas, "clock": CLOCK_NAMES[clock]}
             result = _result(impl, baseline, note, case, mode, interleaved, limit, settings)
@@ -776,9 +876,9 @@ def _result(
         dtype=case.dtype,
         device=case.device,
         flops=work,
-        candidate=_side(interleaved.candidate, interleaved.candidate_times, work, limit["time_s"]),
-        baseline=_side(interleaved.baseline, interleaved.baseline_times, work, limit["time_s"]),
-        ratio=ratio_stats(interleaved.ratios(), interleaved.precision, stopped),
+        candidate=_side(interleaved, "candidate", work, limit["time_s"]),
+        baseline=_side(interleaved, "baseline", work, limit["time_s"]),
+        ratio=ratio_stats(interleaved.rounds, interleaved.precision, stopped),
         limit=limit,
         environment=environment(),
         label=case.label(),
@@ -857,13 +957,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clock", choices=("auto", *CLOCKS), default="auto")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument(
+        "--visits", type=int, default=6, help="visits per point, spread over the run"
+    )
     args = parser.parse_args(argv)
+    if args.visits < 1:
+        parser.error(f"--visits must be at least 1, got {args.visits}")
     impl = numpy_reference() if args.impl == "numpy-reference" else registry.load(args.impl)
     precision = Precision(calls=args.calls, half_width=args.half_width, budget_s=args.budget)
     point = (args.steps, args.batch, args.hidden)
-    for cell in args.cell or ["elman", "gru", "lstm"]:
-        case = point_case(cell, point, args.dtype, args.device)
-        for mode in args.mode or ["forward"]:
+    points = [
+        (point_case(cell, point, args.dtype, args.device), mode)
+        for cell in args.cell or ["elman", "gru", "lstm"]
+        for mode in args.mode or ["forward"]
+    ]
+    skipped: dict[tuple[str, str], str] = {}
+    rounds = {(case.id(), mode): Rounds() for case, mode in points}
+    for visit in range(1, args.visits + 1):
+        for case, mode in points:
+            if (case.id(), mode) in skipped:
+                continue
             try:
                 result = measure(
                     impl,
@@ -873,11 +986,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     warmup=args.warmup,
                     threads=args.threads,
                     clock=args.clock,
+                    rounds=rounds[case.id(), mode],
+                    visit=(visit, args.visits),
                 )
             except Unsupported as reason:
-                print(f"{case.label()} {mode}: skipped, {reason}")
+                skipped[case.id(), mode] = f"{case.label()} {mode}: skipped, {reason}"
+                print(skipped[case.id(), mode])
                 continue
-            print(result.summary())
+            if result is not None:
+                print(result.summary())
     return 0
 
 

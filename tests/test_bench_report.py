@@ -338,19 +338,32 @@ def test_noisy_unconverged_and_remeasured_points_are_flagged() -> None:
         record(point=(4, 4, 16), quartiles=(-0.5, 0.5)),
         record(point=(16, 4, 16), converged=False),
         record(point=(8, 1, 16)),
+        record(point=(8, 16, 16), converged=False),
     ]
     records[3]["limit"]["flags"] = ["torch.mm (1x16)@(16x64): 0.1 GFLOP/s, but 1 before"]
+    medians = [1.5, 1.48, 1.52, 1.51, 1.49, 1.7]
+    records[4]["ratio"].update(
+        stopped="visits_disagree",
+        visits=[{"median": m, "rounds": 8, "seconds": 0.25} for m in medians],
+        ci_high=1.7,
+    )
     assert [(flag.kind, flag.record) for flag in bench_report.flags(records)] == [
         ("noisy", 1),
         ("not converged", 2),
         ("limit", 3),
+        ("not converged", 4),
     ]
     assert bench_report.flag_lines(bench_report.flags(records)) == [
         "limit: lstm forward T=8 B=1 H=16: torch.mm (1x16)@(16x64): 0.1 GFLOP/s, but 1 before",
         "not converged: lstm forward T=16 B=4 H=16: ratio 1.500, 95% interval [1.455, 1.530] "
         "not within +-5% after 40 rounds (budget)",
+        "not converged: lstm forward T=8 B=16 H=16: ratio 1.500, 95% interval [1.455, 1.700] "
+        "not within +-5%: the medians of its 6 visits range over [1.480, 1.700]",
         "noisy: lstm forward T=4 B=4 H=16: ratio quartiles [1.00, 2.00], more than 1.5x apart",
     ]
+    column = bench_report.TABLE_HEADER.index("rounds (visits)")
+    rows = bench_report.table_rows(records, bench_report.flags(records))
+    assert sorted(row[column] for row in rows) == ["40"] * 4 + ["40 (6)"]
 
 
 def test_left_out_cells_and_substituted_baselines_are_said(tmp_path: Path) -> None:
@@ -391,12 +404,35 @@ def test_against_an_earlier_run_says_how_far_each_ratio_moved(tmp_path: Path) ->
     markdown_path, _ = bench_report.write(later, tmp_path / "out", against=earlier)
     text = markdown_path.read_text(encoding="utf-8")
     assert (
-        f"12 of 13 points within +-5% of the ratio measured in {earlier}; largest difference "
-        "+8.0% (lstm forward T=16 B=4 H=16)" in text
+        f"12 of 13 points within the interval {earlier} states for them (its 95% interval, at "
+        "least +-5%), 12 within +-5%; largest difference +8.0% (lstm forward T=16 B=4 H=16)"
+    ) in text
+    assert "| lstm forward T=16 B=4 H=16 | 1.200 [1.140, 1.260] | 1.296 | +8.0% | no | same |" in (
+        text
     )
-    assert "| lstm forward T=16 B=4 H=16 | 1.200 | 1.296 | +8.0% | no | same |" in text
-    assert "| lstm forward T=8 B=1 H=16 | 1.300 | 1.261 | -3.0% | yes | same |" in text
+    assert "| lstm forward T=8 B=1 H=16 | 1.300 [1.235, 1.365] | 1.261 | -3.0% | yes | same |" in (
+        text
+    )
     assert "another speed" not in text
+
+
+def test_a_point_whose_visits_disagreed_states_a_wider_interval(tmp_path: Path) -> None:
+    """A ratio the earlier run could only place in [1.0, 1.5]: 1.4 now is within it."""
+    unsteady = sweep_records()
+    unsteady[2]["ratio"].update(ci_low=1.0, ci_high=1.5, converged=False)
+    earlier = write_bench(tmp_path / "a.json", unsteady)
+    moved = sweep_records()
+    moved[2]["ratio"]["median"] = 1.4
+    summary, rows = bench_report.agreement(moved, bench_report.load_benchmarks(earlier))
+    assert summary.startswith("14 of 14 points within the interval") and "13 within +-5%" in summary
+    assert rows[0] == (
+        "lstm forward T=16 B=4 H=16",
+        "1.200 [1.000, 1.500]",
+        "1.400",
+        "+16.7%",
+        "yes",
+        "same",
+    )
 
 
 def test_against_counts_apart_the_points_where_the_machine_ran_at_another_speed(
@@ -414,7 +450,8 @@ def test_against_counts_apart_the_points_where_the_machine_ran_at_another_speed(
     text = markdown_path.read_text(encoding="utf-8")
     assert (
         "At 1 point the machine ran at another speed (both sides' times moved more than 25% "
-        "the same way); of the 13 measured at the same speed, 12 are within +-5%, the largest "
+        "the same way); of the 13 measured at the same speed, 12 are within its interval, the "
+        "largest "
         "difference +7.0% (lstm forward T=8 B=1 H=16)" in text
     )
     assert "| +14.3% | no | changed: candidate +60%, baseline +40% |" in text

@@ -116,14 +116,14 @@ class Scripted:
 
 
 def _interleaved(
-    candidate: list[float], baseline: list[float], precision: speed.Precision
+    candidate: list[float], baseline: list[float], precision: speed.Precision, **visit: Any
 ) -> tuple[speed.Interleaved, list[str]]:
     clock, log = FakeClock(), []
     runs = (
         Scripted("candidate", candidate, clock, log),
         Scripted("baseline", baseline, clock, log),
     )
-    interleaved = speed.Interleaved(*runs, precision, timer=clock, clock=clock)  # type: ignore[arg-type]
+    interleaved = speed.Interleaved(*runs, precision, timer=clock, clock=clock, **visit)  # type: ignore[arg-type]
     return interleaved, log
 
 
@@ -133,7 +133,7 @@ def test_rounds_alternate_which_goes_first_and_pair_up() -> None:
     calls = [name for name in log if name != "reset"]
     assert calls == ["baseline", "candidate", "candidate", "baseline"] * 3
     assert log[:2] == ["reset", "baseline"]  # gradients dropped before every call
-    assert interleaved.candidate_times == [2.0] * 6 and interleaved.baseline_times == [1.0] * 6
+    assert interleaved.rounds.candidate == [2.0] * 6 and interleaved.rounds.baseline == [1.0] * 6
     assert interleaved.stopped == "precision"
 
 
@@ -157,7 +157,7 @@ def test_rounds_go_on_until_the_interval_is_narrow() -> None:
     assert (interleaved.stopped, len(ratios)) == ("precision", 30)
     assert speed.within(ratios, interleaved.precision)
     assert not speed.within(ratios[:-1], interleaved.precision)
-    stats = speed.ratio_stats(ratios, interleaved.precision, interleaved.stopped)
+    stats = speed.ratio_stats(interleaved.rounds, interleaved.precision, interleaved.stopped)
     assert stats["converged"] and stats["ci_low"] >= 1.9 and stats["ci_high"] <= 2.1
 
 
@@ -168,13 +168,69 @@ def test_a_point_that_never_converges_stops_at_its_budget_or_round_limit() -> No
     interleaved.time_rounds()
     assert interleaved.stopped == "budget"
     assert 30.0 <= interleaved.clock() < 30.0 + 3.0  # at most one round past it
-    stats = speed.ratio_stats(interleaved.ratios(), budget, interleaved.stopped)
+    stats = speed.ratio_stats(interleaved.rounds, budget, interleaved.stopped)
     assert not stats["converged"] and stats["stopped"] == "budget"
     interleaved, _ = _interleaved(
         *halves_and_doubles, speed.Precision(calls=1, min_rounds=6, max_rounds=12, budget_s=1e9)
     )
     interleaved.time_rounds()
     assert (interleaved.stopped, len(interleaved.ratios())) == ("max_rounds", 12)
+
+
+def test_rounds_go_on_for_the_minimum_seconds_though_the_interval_is_narrow() -> None:
+    """Exact ratios are within any width at once; rounds of 0.375 s go on to 3 s."""
+    precision = speed.Precision(calls=1, min_rounds=2, min_s=3.0)
+    interleaved, _ = _interleaved([0.25], [0.125], precision)
+    interleaved.time_rounds()
+    assert (interleaved.stopped, len(interleaved.ratios())) == ("precision", 8)
+
+
+def test_a_point_timed_in_visits_pools_their_rounds() -> None:
+    """Three visits: the first two take their share (2 rounds, 1 s) and stop; the last goes
+    on over all the rounds until the interval is narrow (the visit at ratio 3 is outvoted)."""
+    precision = speed.Precision(calls=1, min_rounds=6, min_s=3.0, budget_s=1e9)
+    rounds = speed.Rounds()
+    for number, candidate in enumerate([2.0, 3.0, 2.0], start=1):
+        interleaved, _ = _interleaved(
+            [candidate], [1.0], precision, rounds=rounds, visit=(number, 3)
+        )
+        interleaved.time_rounds()
+        assert interleaved.stopped == ("visit" if number < 3 else "precision")
+    assert rounds.visit_starts == [0, 2, 4] and rounds.visit_seconds == [6.0, 8.0, 24.0]
+    assert rounds.ratios() == [2.0, 2.0, 3.0, 3.0] + [2.0] * 8
+    assert rounds.visits() == [
+        {"median": 2.0, "rounds": 2, "seconds": 6.0},
+        {"median": 3.0, "rounds": 2, "seconds": 8.0},
+        {"median": 2.0, "rounds": 8, "seconds": 24.0},
+    ]
+    assert speed.ratio_stats(rounds, precision, "precision")["converged"]  # 3: too few to judge
+
+
+def _visits(ratios_per_visit: list[list[float]]) -> speed.Rounds:
+    rounds = speed.Rounds()
+    for ratios in ratios_per_visit:
+        rounds.visit_starts.append(len(rounds.baseline))
+        rounds.visit_seconds.append(1.0)
+        rounds.candidate += ratios
+        rounds.baseline += [1.0] * len(ratios)
+    return rounds
+
+
+def test_visits_that_disagree_widen_the_interval_and_the_point_is_not_converged() -> None:
+    """Six visits, one at ratio 2.5: the rounds alone say 2 [2, 2]; the visits' range is a
+    97% interval, [2, 2.5], beyond +-5%."""
+    one_off = _visits([[2.0] * 10] * 5 + [[2.5] * 10])
+    stats = speed.ratio_stats(one_off, speed.Precision(), "precision")
+    assert (stats["median"], stats["ci_low"], stats["ci_high"]) == (2.0, 2.0, 2.5)
+    assert (stats["converged"], stats["stopped"]) == (False, "visits_disagree")
+    steady = speed.ratio_stats(
+        _visits([[2.0] * 10] * 5 + [[2.02] * 10]), speed.Precision(), "precision"
+    )
+    assert (steady["ci_high"], steady["converged"]) == (2.02, True)
+    five = speed.ratio_stats(
+        _visits([[2.0] * 10] * 4 + [[2.5] * 10]), speed.Precision(), "precision"
+    )
+    assert (five["ci_high"], five["converged"]) == (2.0, True)  # no 95% interval from 5
 
 
 def test_cpu_time_only_where_it_is_what_an_idle_machine_would_show() -> None:
@@ -228,6 +284,20 @@ def test_results_of_other_frameworks_are_waited_for() -> None:
     assert log == ["waited"] * 3
     speed.completion("torch", torch.device("cpu"))((_Lazy(log),))
     assert log == ["waited"] * 3  # torch on the CPU is synchronous: nothing to wait for
+
+
+def test_measure_in_visits_returns_the_result_at_the_last() -> None:
+    """Fresh instances each visit; the rounds pool, the build and first call are the first
+    visit's."""
+    rounds = speed.Rounds()
+    reference, four = implementations.reference(), speed.Precision(min_rounds=4, max_rounds=4)
+    first = speed.measure(reference, TINY, "forward", precision=four, rounds=rounds, visit=(1, 2))
+    assert first is None and len(rounds.candidate) == 2
+    startup = dict(rounds.startup)
+    result = speed.measure(reference, TINY, "forward", precision=four, rounds=rounds, visit=(2, 2))
+    assert result is not None and result.ratio["rounds"] == len(result.ratio["visits"]) * 2 == 4
+    assert rounds.startup == startup
+    assert (result.candidate["build_s"], result.candidate["first_call_s"]) == startup["candidate"]
 
 
 def test_measure_records_both_sides_the_ratio_and_the_limit() -> None:
@@ -419,9 +489,11 @@ def test_speed_run_writes_benchmark_json_with_ratios(
     variants against the generated reference), with --torch-threads recorded; then a report."""
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # else pytest-benchmark is off
     bench = tmp_path / "bench.json"
-    args = ("-k", "lstm and I16-H16-T8-B4-", "--torch-threads", "2")
-    result = _speed_run(pytester, bench, "reference", *args)
-    assert result.parseoutcomes()["passed"] == 6
+    args = ("-k", "lstm and I16-H16-T8-B4-", "--torch-threads", "2", "--speed-visits", "2")
+    result = _speed_run(pytester, bench, "reference", *args, "-v")
+    assert result.parseoutcomes()["passed"] == 12  # each point twice, all first visits first
+    ran = [line for line in result.outlines if " PASSED" in line]
+    assert ["visit1of2" in line for line in ran] == [True] * 6 + [False] * 6
     data = json.loads(bench.read_text())
     entries = data["benchmarks"]
     records = [entry["extra_info"][speed.RECORD_KEY] for entry in entries]
@@ -432,8 +504,10 @@ def test_speed_run_writes_benchmark_json_with_ratios(
         for mode in speed.MODES
     ]
     for entry, record in zip(entries, records, strict=True):
-        assert entry["stats"]["rounds"] == record["candidate"]["rounds"]
+        visits = record["ratio"]["visits"]
+        assert entry["stats"]["rounds"] == visits[-1]["rounds"]  # pytest-benchmark: last visit
         assert record["ratio"]["rounds"] == record["candidate"]["rounds"] >= 20
+        assert sum(visit["rounds"] for visit in visits) == record["ratio"]["rounds"]
         assert record["ratio"]["stopped"] in ("precision", "budget")
         assert record["threads"] == 2
         assert entry["group"] == f"{record['cell']} {record['mode']} float32 cpu"
@@ -449,8 +523,8 @@ def test_cells_the_candidate_lacks_are_listed_with_the_reason(
 ) -> None:
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     bench = tmp_path / "bench.json"
-    result = _speed_run(pytester, bench, "torch", "-k", "gru and T8-B4-")
-    assert result.parseoutcomes()["skipped"] == 2
+    result = _speed_run(pytester, bench, "torch", "-k", "gru and T8-B4-", "--speed-visits", "2")
+    assert result.parseoutcomes()["skipped"] == 4  # listed once, at the last visit
     left_out = json.loads(bench.read_text())[speed.LEFT_OUT_KEY]
     assert [(item["cell"], item["mode"]) for item in left_out] == [
         ("gru:reset_before", mode) for mode in speed.MODES
