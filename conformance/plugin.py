@@ -123,7 +123,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help="visits per speed point: every point is timed N times over the run, with "
         "fresh instances, and its ratio pools the rounds of all visits (default: the "
-        "sweep's, 6; at 6 or more the visits' range widens the 95%% interval)",
+        "sweep's, 9; from 6 visits on, the range of their medians widens the 95%% interval)",
     )
     group.addoption(
         "--check-timeout",

@@ -639,6 +639,10 @@ def agreement(
         f"at least +-{half_width:.0%}), {strictly} within +-{half_width:.0%}; largest "
         f"difference {found[0][0]:+.1%} ({rows[0][0]})"
     )
+    outside = [old for _, inside, _, old, _ in found if not inside]
+    if outside:
+        flagged = sum(not old["converged"] for old in outside)
+        summary += f"; of the {len(outside)} outside it, {flagged} had not converged there"
     same_speed = [
         (difference, inside, record)
         for difference, inside, record, _, change in found

@@ -90,7 +90,7 @@ class Sweep:
     hiddens: tuple[int, ...]
     precision: Precision
     warmup: int
-    visits: int = 6
+    visits: int = 9
 
     def points(self) -> list[tuple[int, int, int]]:
         steps, batch, hidden = self.base
@@ -494,9 +494,9 @@ def _inside(interval: tuple[float, float], median: float, precision: Precision) 
 def ratio_stats(rounds: Rounds, precision: Precision, stopped: str) -> dict[str, Any]:
     """The ratios' spread, the median's confidence interval and whether it converged.
 
-    With enough visits (six at 95%), the interval is widened to the range of the visits'
-    medians that is a ``confidence`` interval for the median of a visit (the same order
-    statistics): rounds within a visit share the machine's moment, visits do not. A point
+    With enough visits (six at 95%), the interval is widened to the visits' medians' own
+    ``confidence`` interval (the same order statistics; of nine visits, the second-lowest
+    and second-highest): rounds within a visit share the machine's moment, visits do not. A point
     whose rounds converged but whose visits disagree by more than the half-width is not
     converged (``"visits_disagree"``).
     """
@@ -748,9 +748,13 @@ class SpeedResult:
             f"{b['median'] * 1e3:.3g} ms ({b['fraction_of_limit']:.0%}); ratio "
             f"{r['median']:.3f}, {r['confidence']:.0%} interval [{r['ci_low']:.3f}, "
             f"{r['ci_high']:.3f}], quartiles [{r['q1']:.2f}, {r['q3']:.2f}] over "
-            f"{r['rounds']} rounds in {len(r['visits'])} visits{converged}; "
+            f"{r['rounds']} rounds in {_count(len(r['visits']), 'visit')}{converged}; "
             f"{self.threads} threads"
         )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _side(interleaved: Interleaved, side: str, work: int, limit_time: float) -> dict[str, Any]:
@@ -953,18 +957,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="stop when the ratio's 95%% interval is within this relative half-width",
     )
     parser.add_argument("--budget", type=float, default=30.0, help="seconds of rounds a point")
+    parser.add_argument(
+        "--min-seconds", type=float, default=1.0, help="seconds of rounds a point takes at least"
+    )
     parser.add_argument("--calls", type=int, default=3, help="calls of each side a round")
     parser.add_argument("--clock", choices=("auto", *CLOCKS), default="auto")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument(
-        "--visits", type=int, default=6, help="visits per point, spread over the run"
+        "--visits", type=int, default=9, help="visits per point, spread over the run"
     )
     args = parser.parse_args(argv)
     if args.visits < 1:
         parser.error(f"--visits must be at least 1, got {args.visits}")
     impl = numpy_reference() if args.impl == "numpy-reference" else registry.load(args.impl)
-    precision = Precision(calls=args.calls, half_width=args.half_width, budget_s=args.budget)
+    precision = Precision(
+        calls=args.calls,
+        half_width=args.half_width,
+        min_s=args.min_seconds,
+        budget_s=args.budget,
+    )
     point = (args.steps, args.batch, args.hidden)
     points = [
         (point_case(cell, point, args.dtype, args.device), mode)

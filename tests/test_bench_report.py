@@ -405,7 +405,8 @@ def test_against_an_earlier_run_says_how_far_each_ratio_moved(tmp_path: Path) ->
     text = markdown_path.read_text(encoding="utf-8")
     assert (
         f"12 of 13 points within the interval {earlier} states for them (its 95% interval, at "
-        "least +-5%), 12 within +-5%; largest difference +8.0% (lstm forward T=16 B=4 H=16)"
+        "least +-5%), 12 within +-5%; largest difference +8.0% (lstm forward T=16 B=4 H=16); "
+        "of the 1 outside it, 0 had not converged there"
     ) in text
     assert "| lstm forward T=16 B=4 H=16 | 1.200 [1.140, 1.260] | 1.296 | +8.0% | no | same |" in (
         text

@@ -467,6 +467,9 @@ def test_command_line_prints_ratios(capsys: pytest.CaptureFixture[str]) -> None:
     assert speed.main([*argv, "--mode", "forward", "--mode", "forward_backward"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and all(" ratio " in line for line in lines)
+    visits = ["--visits", "2", "--min-seconds", "0", "--budget", "1"]
+    assert speed.main([*argv[:8], *visits, "--warmup", "0"]) == 0
+    assert " rounds in 2 visits" in capsys.readouterr().out
     assert lines[0].startswith("elman I=4 H=4 T=3 B=2 hx=None dtype=float32 forward: reference")
 
 
