@@ -311,8 +311,8 @@ class Interleaved:
     A point may be timed in several visits, spread over a run so that no one moment of
     the machine decides its ratio: ``visit`` is (this visit, the point's visits) and
     ``rounds`` holds the earlier visits' rounds. A visit before the last takes its share
-    of the minimum rounds and seconds and stops (``"visit"``); the last goes on until the
-    precision is met over all the rounds.
+    of the minimum rounds and seconds and stops (``"visit"``); the last takes its share too,
+    then goes on until the precision is met over all the rounds.
     """
 
     candidate: PreparedCall
@@ -346,8 +346,10 @@ class Interleaved:
             rounds.visit_seconds.append(0.0)
         rounds.visit_seconds[-1] = now - self.started
         number, count = self.visit
+        if not self._share_done(count):
+            return None
         if number < count:
-            return "visit" if self._share_done(count) else None
+            return "visit"
         done, elapsed = len(rounds.baseline), sum(rounds.visit_seconds)
         too_soon = done < precision.min_rounds or elapsed < min(precision.min_s, precision.budget_s)
         if too_soon and done < precision.max_rounds:
@@ -361,9 +363,12 @@ class Interleaved:
         return None
 
     def _share_done(self, visits: int) -> bool:
-        """Whether an early visit has its share of the minimums, or of the limits."""
+        """Whether this visit has timed a round and its share of the minimums, or of the
+        limits (the last visit too: pytest-benchmark needs its rounds)."""
         precision, rounds = self.precision, self.rounds
         done, elapsed = len(rounds.baseline) - rounds.visit_starts[-1], rounds.visit_seconds[-1]
+        if done == 0:
+            return False
         minimums = (
             done >= math.ceil(precision.min_rounds / visits)
             and elapsed >= min(precision.min_s, precision.budget_s) / visits

@@ -206,6 +206,15 @@ def test_a_point_timed_in_visits_pools_their_rounds() -> None:
     assert speed.ratio_stats(rounds, precision, "precision")["converged"]  # 3: too few to judge
 
 
+def test_the_last_visit_takes_its_share_though_the_earlier_ones_converged() -> None:
+    """pytest-benchmark times the last visit: it needs rounds of its own."""
+    rounds = _visits([[2.0] * 30])
+    precision = speed.Precision(calls=1, min_rounds=4, min_s=0.0)
+    interleaved, _ = _interleaved([2.0], [1.0], precision, rounds=rounds, visit=(2, 2))
+    interleaved.time_rounds()
+    assert interleaved.stopped == "precision" and [v["rounds"] for v in rounds.visits()] == [30, 2]
+
+
 def _visits(ratios_per_visit: list[list[float]]) -> speed.Rounds:
     rounds = speed.Rounds()
     for ratios in ratios_per_visit:
