@@ -60,6 +60,15 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _cpu(text: str) -> int | str | None:
+    """``--speed-cpu``, parsed here to keep the plugin light: rnnspec.speed.cpu_choice."""
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a CPU number, auto or none, got {text!r}")
+    return int(text)
+
+
 def _seconds(text: str) -> float:
     try:
         seconds = float(text)
@@ -115,6 +124,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=("small", "full"),
         default="small",
         help="sizes the speed checks sweep (default: small)",
+    )
+    group.addoption(
+        "--speed-cpu",
+        type=_cpu,
+        default="auto",
+        metavar="N|auto|none",
+        help="the CPU speed runs time their calls on (the thread is pinned to it; auto: the "
+        "lowest-numbered one this process may use, at --torch-threads 1; none: the "
+        "scheduler decides), recorded in the benchmark JSON",
     )
     group.addoption(
         "--speed-visits",

@@ -48,20 +48,20 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture(scope="session")
 def speed_settings(pytestconfig):
-    """The sweep, the visits, the thread count (``--torch-threads``), where left-out points
-    go and each point's rounds so far."""
+    """The sweep, the visits, the thread count (``--torch-threads``), the CPU
+    (``--speed-cpu``), where left-out points go and each point's rounds so far."""
     left_out = pytestconfig.pluginmanager.get_plugin(LEFT_OUT_PLUGIN)
     if left_out is None:
         left_out = speed.LeftOut()
         pytestconfig.pluginmanager.register(left_out, LEFT_OUT_PLUGIN)
     sweep = speed.SWEEPS[pytestconfig.getoption("speed_sweep")]
-    threads = pytestconfig.getoption("torch_threads")
-    return sweep, visits(pytestconfig), threads, left_out, defaultdict(speed.Rounds)
+    threads, cpu = pytestconfig.getoption("torch_threads"), pytestconfig.getoption("speed_cpu")
+    return sweep, visits(pytestconfig), threads, cpu, left_out, defaultdict(speed.Rounds)
 
 
 @pytest.mark.parametrize("mode", speed.MODES)
 def test_speed(implementation, case, mode, visit, request, speed_settings):
-    sweep, count, threads, left_out, rounds = speed_settings
+    sweep, count, threads, cpu, left_out, rounds = speed_settings
     last = visit == count
     benchmark = request.getfixturevalue("benchmark") if last else None
     if benchmark is not None:
@@ -77,6 +77,7 @@ def test_speed(implementation, case, mode, visit, request, speed_settings):
             benchmark=benchmark,
             rounds=rounds[case.id(), mode],
             visit=(visit, count),
+            cpu=cpu,
         )
     except Unsupported as reason:
         if last:

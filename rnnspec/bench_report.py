@@ -200,6 +200,10 @@ def environment_lines(bench: Benchmarks) -> list[str]:
             f"{record['cell']} {record['mode']}: {record[side]['backend']}" for record in records
         )
         lines.append(f"{side} backends: " + "; ".join(sorted(backends)))
+    pinned = sorted({str(record.get("cpu")) for record in records if record.get("cpu") is not None})
+    lines.append(
+        f"calls pinned to CPU {', '.join(pinned)}" if pinned else "calls not pinned to a CPU"
+    )
     blas = {record["numpy_blas_threads"] for record in records} - {None}
     if blas:
         lines.append(f"NumPy BLAS threads: {', '.join(sorted(blas))}")

@@ -25,6 +25,7 @@ import ctypes
 import functools
 import gc
 import math
+import os
 import statistics
 import time
 import warnings
@@ -665,6 +666,47 @@ def matmul_limit(
     }
 
 
+# -- where the calls run -----------------------------------------------------------------
+def default_cpu(threads: int) -> int | None:
+    """The CPU a speed run with ``threads`` torch threads is pinned to: the lowest-numbered
+    one this process may use, at one thread; None (the scheduler decides) at several, or
+    where the platform cannot pin."""
+    if threads != 1 or not hasattr(os, "sched_getaffinity"):
+        return None
+    return min(os.sched_getaffinity(0))
+
+
+def cpu_choice(text: str) -> int | str | None:
+    """A ``--cpu`` / ``--speed-cpu`` value: a CPU number, ``"auto"``, or ``none`` (None)."""
+    if text == "none":
+        return None
+    if text == "auto":
+        return text
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a CPU number, auto or none, got {text!r}")
+    return int(text)
+
+
+@contextmanager
+def pinned(cpu: int | None) -> Iterator[None]:
+    """Run the calling thread on ``cpu`` alone (None: leave it where it is), then restore.
+
+    The scheduler otherwise moves a run between CPUs, and on a shared virtual machine they
+    need not be alike: torch.nn.LSTM's forward at T=16, B=4, H=16 took 88 us on one CPU of
+    this project's machine and 125 to 155 us on the other, so a run's ratios moved with
+    where it happened to be.
+    """
+    if cpu is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 # -- NumPy BLAS threads -----------------------------------------------------------------
 @contextmanager
 def numpy_blas_threads(limit: int) -> Iterator[str]:
@@ -730,6 +772,7 @@ class SpeedResult:
     device: str
     threads: int
     numpy_blas_threads: str | None
+    cpu: int | None
     flops: int
     clock: str
     candidate: dict[str, Any]
@@ -794,6 +837,7 @@ def measure(
     clock: str = "auto",
     rounds: Rounds | None = None,
     visit: tuple[int, int] = (1, 1),
+    cpu: int | None | str = "auto",
 ) -> SpeedResult | None:
     """Time ``impl`` and the baseline interleaved on ``case`` until ``precision`` is met.
 
@@ -801,7 +845,8 @@ def measure(
     (:func:`baseline_for`). ``benchmark`` is pytest-benchmark's fixture: when given and
     enabled, it times the candidate's rounds (so ``--benchmark-json`` holds them) and gets
     the result in ``extra_info["rnnspec_speed"]``. ``clock`` times the calls (see
-    :func:`choose_clock`). Raises :class:`Unsupported` when either cannot run the case.
+    :func:`choose_clock`). ``cpu`` is the CPU the calls run on (:func:`pinned`; ``"auto"``:
+    :func:`default_cpu`). Raises :class:`Unsupported` when either cannot run the case.
 
     ``visit`` (this one, of how many) and ``rounds`` (the earlier visits' rounds, added to)
     time the point in several visits, with fresh instances each time (see
@@ -817,11 +862,21 @@ def measure(
     precision = precision or Precision()
     previous = torch.get_num_threads()
     threads = threads or previous
+    if cpu == "auto":
+        where = default_cpu(threads)
+    elif cpu is None or isinstance(cpu, int):
+        where = cpu
+    else:
+        raise ValueError(f"cpu must be a CPU number, None or 'auto', got {cpu!r}")
     torch.set_num_threads(threads)
     numpy = impl.framework == "numpy"
     clock = choose_clock(clock, threads, case, impl, baseline)
     try:
-        with numpy_blas_threads(1) if numpy else nullcontext() as blas, warnings.catch_warnings():
+        with (
+            pinned(where),
+            numpy_blas_threads(1) if numpy else nullcontext() as blas,
+            warnings.catch_warnings(),
+        ):
             interleaved = Interleaved(
                 PreparedCall(impl, case, mode),
                 PreparedCall(baseline, case, mode),
@@ -849,7 +904,12 @@ def measure(
             if visit[0] < visit[1]:
                 return None
             limit = matmul_limit(case, mode, threads, limits)
-            settings = {"threads": threads, "numpy_blas_threads": blas, "clock": CLOCK_NAMES[clock]}
+            settings = {
+                "threads": threads,
+                "numpy_blas_threads": blas,
+                "cpu": where,
+                "clock": CLOCK_NAMES[clock],
+            }
             result = _result(impl, baseline, note, case, mode, interleaved, limit, settings)
     finally:
         torch.set_num_threads(previous)
@@ -972,6 +1032,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--visits", type=int, default=9, help="visits per point, spread over the run"
     )
+    parser.add_argument(
+        "--cpu",
+        type=cpu_choice,
+        default="auto",
+        help="CPU the calls run on: a number, auto (the first one, at one thread) or none",
+    )
     args = parser.parse_args(argv)
     if args.visits < 1:
         parser.error(f"--visits must be at least 1, got {args.visits}")
@@ -1005,6 +1071,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     clock=args.clock,
                     rounds=rounds[case.id(), mode],
                     visit=(visit, args.visits),
+                    cpu=args.cpu,
                 )
             except Unsupported as reason:
                 skipped[case.id(), mode] = f"{case.label()} {mode}: skipped, {reason}"

@@ -72,6 +72,7 @@ def record(
         device="cpu",
         threads=2,
         numpy_blas_threads=blas,
+        cpu=0,
         flops=1000,
         clock=speed.CLOCK_NAMES["cpu"],
         candidate=candidate or _side(0.003),
@@ -158,6 +159,7 @@ def test_markdown_records_what_ran_and_every_result(bench: Path) -> None:
     assert text.startswith(bench_report.MARKER + "\n# rnnspec speed report: candidate-x\n")
     assert "- torch 2.13.0+cpu, NumPy 2.4, Python 3.11" in text
     assert "- device: cpu (?); dtype: float32; torch threads: 2 (intra-op, oneDNN's" in text
+    assert "- calls pinned to CPU 0\n" in text
     assert "- machine: Test CPU, 2 CPUs" in text
     assert "- clock: this process's CPU time (time.process_time): time the scheduler" in text
     assert "baseline backends: lstm forward: oneDNN (mkldnn); lstm forward_backward:" in text

@@ -459,6 +459,14 @@ def test_the_builtin_wins_over_an_entry_point_of_the_same_name(
         ),
         (["--impl", "torch", "--check-timeout", "-1"], "*--check-timeout: must be seconds >= 0*"),
         (
+            ["--impl", "torch", "--speed-cpu", "first"],
+            "*--speed-cpu: must be a CPU number, auto or none, got 'first'*",
+        ),
+        (
+            ["--impl", "torch", "--speed-visits", "0"],
+            "*--speed-visits: must be a whole number >= 1, got '0'*",
+        ),
+        (
             ["--impl", "torch", "-m", "parityy"],
             "*-m parityy: unknown category 'parityy'; the categories are shapes, layout, parity*",
         ),

@@ -5,7 +5,9 @@ Nothing here asserts a wall-clock time; the sizes are tiny so the tests stay fas
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -307,6 +309,30 @@ def test_measure_in_visits_returns_the_result_at_the_last() -> None:
     assert result is not None and result.ratio["rounds"] == len(result.ratio["visits"]) * 2 == 4
     assert rounds.startup == startup
     assert (result.candidate["build_s"], result.candidate["first_call_s"]) == startup["candidate"]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
+def test_calls_run_pinned_to_one_cpu_and_the_affinity_comes_back() -> None:
+    before = os.sched_getaffinity(0)
+    cpu = speed.default_cpu(1)
+    assert cpu == min(before) and speed.default_cpu(2) is None  # several threads: not pinned
+    with speed.pinned(cpu):
+        assert os.sched_getaffinity(0) == {cpu}
+    assert os.sched_getaffinity(0) == before
+    result = speed.measure(implementations.reference(), TINY, "forward", precision=QUICK, threads=1)
+    assert result is not None and result.cpu == cpu and os.sched_getaffinity(0) == before
+    unpinned = speed.measure(
+        implementations.reference(), TINY, "forward", precision=QUICK, threads=1, cpu=None
+    )
+    assert unpinned is not None and unpinned.cpu is None
+    with pytest.raises(ValueError, match="cpu must be a CPU number"):
+        speed.measure(implementations.reference(), TINY, "forward", precision=QUICK, cpu="first")
+
+
+def test_cpu_choices_on_the_command_line() -> None:
+    assert [speed.cpu_choice(text) for text in ("auto", "none", "1")] == ["auto", None, 1]
+    with pytest.raises(argparse.ArgumentTypeError, match="must be a CPU number"):
+        speed.cpu_choice("-1")
 
 
 def test_measure_records_both_sides_the_ratio_and_the_limit() -> None:
