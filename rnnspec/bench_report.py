@@ -563,7 +563,7 @@ def report(bench: Benchmarks, conformance: dict[str, Any] | None = None) -> Repo
 AGREEMENT_HEADER = (
     "point",
     "earlier ratio [stated interval]",
-    "ratio",
+    "ratio [stated interval]",
     "difference",
     "within",
     "machine speed",
@@ -597,6 +597,30 @@ def stated_interval(ratio: dict[str, Any]) -> tuple[float, float]:
     return low, high
 
 
+@dataclass(frozen=True)
+class Moved:
+    """One point measured in both runs: how far its ratio moved, whether it lies within
+    the interval the earlier run stated, and how the machine's speed changed."""
+
+    difference: float
+    inside: bool
+    record: dict[str, Any]
+    before: dict[str, Any]
+    machine_speed: str | None
+
+
+def _moved(record: dict[str, Any], before: dict[str, Any]) -> Moved:
+    ratio, old = record["ratio"], before["ratio"]
+    low, high = stated_interval(old)
+    return Moved(
+        ratio["median"] / old["median"] - 1,
+        low <= ratio["median"] <= high,
+        record,
+        before,
+        machine_speed_change(record, before),
+    )
+
+
 def agreement(
     records: list[dict[str, Any]], earlier_run: Benchmarks
 ) -> tuple[str, list[tuple[str, ...]]]:
@@ -606,65 +630,52 @@ def agreement(
     sides' times moved together) are counted apart: there the two runs did not measure
     under the same conditions."""
     earlier = {_key(record): record for record in earlier_run.records}
-    found = []
-    for record in records:
-        before = earlier.get(_key(record))
-        if before is not None:
-            ratio, old = record["ratio"], before["ratio"]
-            low, high = stated_interval(old)
-            found.append(
-                (
-                    ratio["median"] / old["median"] - 1,
-                    low <= ratio["median"] <= high,
-                    record,
-                    old,
-                    machine_speed_change(record, before),
-                )
-            )
-    found.sort(key=lambda item: -abs(item[0]))
+    found = [_moved(r, earlier[_key(r)]) for r in records if _key(r) in earlier]
+    found.sort(key=lambda moved: -abs(moved.difference))
     if not found:
         return f"no point of this run is in {earlier_run.source}", []
     rows: list[tuple[str, ...]] = [
         (
-            point_text(record),
-            "{:.3f} [{:.3f}, {:.3f}]".format(old["median"], *stated_interval(old)),
-            f"{record['ratio']['median']:.3f}",
-            f"{difference:+.1%}",
-            "yes" if inside else "no",
-            change or "same",
+            point_text(moved.record),
+            _with_interval(moved.before["ratio"]),
+            _with_interval(moved.record["ratio"]),
+            f"{moved.difference:+.1%}",
+            "yes" if moved.inside else "no",
+            moved.machine_speed or "same",
         )
-        for difference, inside, record, old, change in found
+        for moved in found
     ]
-    half_width = found[0][2]["ratio"]["half_width"]
-    strictly = sum(abs(difference) <= half_width for difference, *_ in found)
+    ratio = found[0].record["ratio"]
+    width = ratio["half_width"]
     summary = (
-        f"{sum(inside for _, inside, *_ in found)} of {len(found)} points within the interval "
-        f"{earlier_run.source} states for them (its {found[0][3]['confidence']:.0%} interval, "
-        f"at least +-{half_width:.0%}), {strictly} within +-{half_width:.0%}; largest "
-        f"difference {found[0][0]:+.1%} ({rows[0][0]})"
+        f"{sum(m.inside for m in found)} of {len(found)} points within the interval "
+        f"{earlier_run.source} states for them (its {ratio['confidence']:.0%} interval, at "
+        f"least +-{width:.0%}), {sum(abs(m.difference) <= width for m in found)} within "
+        f"+-{width:.0%}; largest difference {found[0].difference:+.1%} ({rows[0][0]})"
     )
-    outside = [old for _, inside, _, old, _ in found if not inside]
+    outside = [moved for moved in found if not moved.inside]
     if outside:
-        flagged = sum(not old["converged"] for old in outside)
+        flagged = sum(not moved.before["ratio"]["converged"] for moved in outside)
         summary += f"; of the {len(outside)} outside it, {flagged} had not converged there"
-    same_speed = [
-        (difference, inside, record)
-        for difference, inside, record, _, change in found
-        if change is None
-    ]
+    same_speed = [moved for moved in found if moved.machine_speed is None]
     changed = len(found) - len(same_speed)
     if changed:
-        same_within = sum(inside for _, inside, _ in same_speed)
         summary += (
             f". At {changed} point{'s' if changed > 1 else ''} the machine ran at another speed "
             f"(both sides' times moved more than {MACHINE_SPEED_CHANGE:.0%} the same way); "
-            f"of the {len(same_speed)} measured at the same speed, {same_within} are within "
-            "its interval"
+            f"of the {len(same_speed)} measured at the same speed, "
+            f"{sum(m.inside for m in same_speed)} are within its interval"
         )
         if same_speed:
-            difference, _, record = same_speed[0]
-            summary += f", the largest difference {difference:+.1%} ({point_text(record)})"
+            largest = same_speed[0]
+            summary += (
+                f", the largest difference {largest.difference:+.1%} ({point_text(largest.record)})"
+            )
     return summary, rows
+
+
+def _with_interval(ratio: dict[str, Any]) -> str:
+    return "{:.3f} [{:.3f}, {:.3f}]".format(ratio["median"], *stated_interval(ratio))
 
 
 def _key(record: dict[str, Any]) -> tuple[Any, ...]:
