@@ -290,10 +290,9 @@ class Rounds:
         """Each visit that timed a round: its median ratio, rounds and seconds."""
         ratios = self.ratios()
         ends = [*self.visit_starts[1:], len(ratios)]
-        seconds = self.visit_seconds or [math.nan] * len(ends)
         return [
             {"median": statistics.median(ratios[start:end]), "rounds": end - start, "seconds": s}
-            for start, end, s in zip(self.visit_starts, ends, seconds, strict=True)
+            for start, end, s in zip(self.visit_starts, ends, self.visit_seconds, strict=True)
             if end > start
         ]
 
@@ -700,6 +699,9 @@ def pinned(cpu: int | None) -> Iterator[None]:
         yield
         return
     before = os.sched_getaffinity(0)
+    if cpu not in before:
+        allowed = ", ".join(map(str, sorted(before)))
+        raise ValueError(f"cannot pin to CPU {cpu}: this process may run on CPUs {allowed}")
     os.sched_setaffinity(0, {cpu})
     try:
         yield

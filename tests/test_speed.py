@@ -325,6 +325,10 @@ def test_calls_run_pinned_to_one_cpu_and_the_affinity_comes_back() -> None:
         implementations.reference(), TINY, "forward", precision=QUICK, threads=1, cpu=None
     )
     assert unpinned is not None and unpinned.cpu is None
+    with pytest.raises(
+        ValueError, match=r"cannot pin to CPU 4096: this process may run on CPUs \d"
+    ):
+        speed.measure(implementations.reference(), TINY, "forward", precision=QUICK, cpu=4096)
     with pytest.raises(ValueError, match="cpu must be a CPU number"):
         speed.measure(implementations.reference(), TINY, "forward", precision=QUICK, cpu="first")
 
