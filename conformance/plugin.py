@@ -141,7 +141,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help="visits per speed point: every point is timed N times over the run, with "
         "fresh instances, and its ratio pools the rounds of all visits (default: the "
-        "sweep's, 9; from 6 visits on, the range of their medians widens the 95%% interval)",
+        "sweep's, 9; from 6 visits on, their medians' own 95%% interval widens the point's)",
     )
     group.addoption(
         "--check-timeout",

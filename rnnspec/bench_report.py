@@ -200,10 +200,9 @@ def environment_lines(bench: Benchmarks) -> list[str]:
             f"{record['cell']} {record['mode']}: {record[side]['backend']}" for record in records
         )
         lines.append(f"{side} backends: " + "; ".join(sorted(backends)))
-    pinned = sorted({str(record.get("cpu")) for record in records if record.get("cpu") is not None})
-    lines.append(
-        f"calls pinned to CPU {', '.join(pinned)}" if pinned else "calls not pinned to a CPU"
-    )
+    if any("cpu" in record for record in records):  # recorded since rnnspec pins calls
+        pinned = sorted({str(r["cpu"]) for r in records if r.get("cpu") is not None})
+        lines.append(f"calls pinned to CPU {', '.join(pinned)}" if pinned else "calls not pinned")
     blas = {record["numpy_blas_threads"] for record in records} - {None}
     if blas:
         lines.append(f"NumPy BLAS threads: {', '.join(sorted(blas))}")

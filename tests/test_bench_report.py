@@ -334,6 +334,16 @@ def test_a_disturbed_limit_is_flagged_on_the_first_screen(tmp_path: Path) -> Non
     assert row.endswith("| limit, implausible |")
 
 
+def test_the_report_says_where_the_calls_ran(tmp_path: Path) -> None:
+    unpinned, older = record(), record()
+    unpinned["cpu"] = None
+    del older["cpu"]  # written before rnnspec pinned its calls: nothing to say
+    for records, expected in (([unpinned], ["calls not pinned"]), ([older], [])):
+        bench = bench_report.load_benchmarks(write_bench(tmp_path / "b.json", records))
+        lines = bench_report.environment_lines(bench)
+        assert [line for line in lines if line.startswith("calls")] == expected
+
+
 def test_noisy_unconverged_and_remeasured_points_are_flagged() -> None:
     records = [
         record(point=(8, 4, 16)),
