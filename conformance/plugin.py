@@ -34,6 +34,7 @@ ACTIVE_KEY = pytest.StashKey[bool]()
 THREADS_KEY = pytest.StashKey[int]()
 FROZE_KEY = pytest.StashKey[bool]()
 XFAILS_KEY = pytest.StashKey[list["Xfail"]]()
+SPEED_CPU_KEY = pytest.StashKey["int | str | None"]()
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CHECK_TIMEOUT = 300.0
 UNLIMITED_RESTARTS = 1_000_000
@@ -57,15 +58,6 @@ class _Once(argparse.Action):
 def _count(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return int(text)
-
-
-def _cpu(text: str) -> int | str | None:
-    """``--speed-cpu``, parsed here to keep the plugin light: rnnspec.speed.cpu_choice."""
-    if text in ("auto", "none"):
-        return None if text == "none" else text
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"must be a CPU number, auto or none, got {text!r}")
     return int(text)
 
 
@@ -127,7 +119,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--speed-cpu",
-        type=_cpu,
         default="auto",
         metavar="N|auto|none",
         help="the CPU speed runs time their calls on (the thread is pinned to it; auto: the "
@@ -196,6 +187,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from rnnspec.errors import RnnSpecError
 
     _check_markexpr(config)
+    _parse_speed_cpu(config)
     for path in config.getoption("spec"):
         try:
             spec.register(spec.load(path))
@@ -252,6 +244,17 @@ def _speed_run(config: pytest.Config) -> bool:
 
 def _slow_run(config: pytest.Config) -> bool:
     return re.search(r"\bslow\b", config.getoption("markexpr") or "") is not None
+
+
+def _parse_speed_cpu(config: pytest.Config) -> None:
+    """``--speed-cpu`` as rnnspec.speed takes it, for the speed checks: parsed here rather
+    than by argparse, which would import rnnspec on every pytest run to parse the default."""
+    from rnnspec.speed import cpu_choice
+
+    try:
+        config.stash[SPEED_CPU_KEY] = cpu_choice(config.getoption("speed_cpu"))
+    except argparse.ArgumentTypeError as error:
+        raise pytest.UsageError(f"--speed-cpu: {error}") from None
 
 
 def _check_markexpr(config: pytest.Config) -> None:

@@ -14,7 +14,7 @@ from collections import defaultdict
 import pytest
 import torch
 
-from conformance.plugin import IMPLEMENTATION_KEY
+from conformance.plugin import IMPLEMENTATION_KEY, SPEED_CPU_KEY
 from rnnspec import spec, speed
 from rnnspec.harness import Unsupported
 
@@ -55,7 +55,7 @@ def speed_settings(pytestconfig):
         left_out = speed.LeftOut()
         pytestconfig.pluginmanager.register(left_out, LEFT_OUT_PLUGIN)
     sweep = speed.SWEEPS[pytestconfig.getoption("speed_sweep")]
-    threads, cpu = pytestconfig.getoption("torch_threads"), pytestconfig.getoption("speed_cpu")
+    threads, cpu = pytestconfig.getoption("torch_threads"), pytestconfig.stash[SPEED_CPU_KEY]
     return sweep, visits(pytestconfig), threads, cpu, left_out, defaultdict(speed.Rounds)
 
 

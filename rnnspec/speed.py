@@ -78,6 +78,11 @@ class Precision:
     max_rounds: int = 2000
     budget_s: float = 10.0
 
+    @property
+    def least_s(self) -> float:
+        """The seconds of rounds a point takes at least: ``min_s``, within the budget."""
+        return min(self.min_s, self.budget_s)
+
 
 @dataclass(frozen=True)
 class Sweep:
@@ -351,7 +356,7 @@ class Interleaved:
         if number < count:
             return "visit"
         done, elapsed = len(rounds.baseline), sum(rounds.visit_seconds)
-        too_soon = done < precision.min_rounds or elapsed < min(precision.min_s, precision.budget_s)
+        too_soon = done < precision.min_rounds or elapsed < precision.least_s
         if too_soon and done < precision.max_rounds:
             return None
         if within(self.ratios(), precision):
@@ -371,7 +376,7 @@ class Interleaved:
             return False
         minimums = (
             done >= math.ceil(precision.min_rounds / visits)
-            and elapsed >= min(precision.min_s, precision.budget_s) / visits
+            and elapsed >= precision.least_s / visits
         )
         limits = done >= precision.max_rounds / visits or elapsed >= precision.budget_s / visits
         return minimums or limits
@@ -798,12 +803,12 @@ class SpeedResult:
             f"{b['median'] * 1e3:.3g} ms ({b['fraction_of_limit']:.0%}); ratio "
             f"{r['median']:.3f}, {r['confidence']:.0%} interval [{r['ci_low']:.3f}, "
             f"{r['ci_high']:.3f}], quartiles [{r['q1']:.2f}, {r['q3']:.2f}] over "
-            f"{r['rounds']} rounds in {_count(len(r['visits']), 'visit')}{converged}; "
+            f"{r['rounds']} rounds in {_plural(len(r['visits']), 'visit')}{converged}; "
             f"{self.threads} threads"
         )
 
 
-def _count(number: int, noun: str) -> str:
+def _plural(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
